@@ -1,0 +1,86 @@
+"""The client's computation, written functionally so the attacker can differentiate through it.
+
+The same function computes the real update (client side) and the dummy update that an attack
+matches (server side, with ``create_graph=True``), so both sides agree by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from medleak.data.batch import Batch
+from medleak.fl.update import FLSettings, Update
+from medleak.models import to_model_input
+
+Params = dict[str, torch.Tensor]
+
+
+def parameters_of(model: nn.Module) -> Params:
+    """The trainable parameters the server sent, detached."""
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def buffers_of(model: nn.Module) -> Params:
+    """Copies of the buffers (BatchNorm running statistics), so a forward pass never mutates them."""
+    return {name: b.detach().clone() for name, b in model.named_buffers()}
+
+
+def batch_loss(
+    model: nn.Module,
+    params: Mapping[str, torch.Tensor],
+    buffers: Mapping[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+) -> torch.Tensor:
+    """Mean cross-entropy; ``targets`` are class indices or per-class probabilities (soft labels)."""
+    logits = functional_call(model, ({**params, **buffers},), (inputs,))
+    return F.cross_entropy(logits, targets)
+
+
+def client_update_tensors(
+    model: nn.Module,
+    params: Mapping[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    settings: FLSettings,
+    create_graph: bool = False,
+) -> Params:
+    """The update a client sends for ``inputs`` (already at the model's channel count).
+
+    FedAvg's (w0 - w_tau) / lr equals the sum of the tau step gradients; it is accumulated as that
+    sum because subtracting nearly equal float32 weights at lr = 1e-4 would lose digits.
+    """
+    names = list(params)
+    buffers = buffers_of(model)
+    current = dict(params)
+    total: list[torch.Tensor] | None = None
+    for _ in range(settings.steps):
+        loss = batch_loss(model, current, buffers, inputs, targets)
+        grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph)
+        total = list(grads) if total is None else [t + g for t, g in zip(total, grads)]
+        if settings.algorithm == "fedavg":
+            current = {n: current[n] - settings.local_lr * g for n, g in zip(names, grads)}
+    assert total is not None
+    return dict(zip(names, total))
+
+
+def compute_update(model: nn.Module, batch: Batch, settings: FLSettings) -> Update:
+    """What an honest client sends for ``batch`` under ``settings`` (no obfuscation yet)."""
+    params = {n: p.requires_grad_(True) for n, p in parameters_of(model).items()}
+    inputs = to_model_input(batch.images, model.in_channels)
+    tensors = client_update_tensors(model, params, inputs, batch.labels, settings)
+    tensors = {n: t.detach() for n, t in tensors.items()}
+    update = Update(
+        tensors=tensors,
+        kind="gradient" if settings.algorithm == "fedsgd" else "pseudo_gradient",
+        fl=settings,
+        batch_size=len(batch),
+        bits_sent=32 * sum(t.numel() for t in tensors.values()),
+    )
+    update.check_finite()
+    return update

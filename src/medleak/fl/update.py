@@ -1,0 +1,79 @@
+"""What a client sends to the server: one update, and the FL settings that produced it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from medleak.errors import ConfigError, MedleakError
+
+Algorithm = Literal["fedsgd", "fedavg"]
+
+
+@dataclass(frozen=True)
+class FLSettings:
+    """Client hyper-parameters the honest-but-curious server knows (it set them).
+
+    fedsgd: the update is the gradient of the mean loss over the batch.
+    fedavg: ``local_steps`` full-batch SGD steps at ``local_lr``; the update is (w0 - w_tau) / lr.
+    """
+
+    algorithm: Algorithm = "fedsgd"
+    local_steps: int = 1
+    local_lr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ("fedsgd", "fedavg"):
+            raise ConfigError(f"unknown FL algorithm {self.algorithm!r}; choose fedsgd or fedavg")
+        if self.local_steps < 1:
+            raise ConfigError(f"local steps must be >= 1, got {self.local_steps}")
+        if not self.local_lr > 0:
+            raise ConfigError(f"local learning rate must be > 0, got {self.local_lr}")
+
+    @property
+    def steps(self) -> int:
+        """Number of gradient evaluations the client makes (1 for FedSGD)."""
+        return 1 if self.algorithm == "fedsgd" else self.local_steps
+
+
+@dataclass(frozen=True)
+class Update:
+    """One client update as the server receives it.
+
+    tensors: parameter name -> tensor, the shapes of the model's parameters.
+    kind: "gradient" (FedSGD) or "pseudo_gradient" ((w0 - w_tau) / lr, FedAvg).
+    bits_sent: bits the client transmits for this representation (32 per float by default).
+    defenses: the resolved obfuscations applied, in order, as {"name": ..., "params": {...}};
+        an attacker may read these (the protocol is public) to be obfuscation-aware.
+    privacy: formal DP guarantee when a DP defense ran: epsilon, delta, sample_rate, steps.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    kind: Literal["gradient", "pseudo_gradient"]
+    fl: FLSettings
+    batch_size: int
+    bits_sent: int
+    defenses: tuple[dict[str, Any], ...] = ()
+    privacy: dict[str, Any] | None = field(default=None)
+
+    @property
+    def num_coordinates(self) -> int:
+        return sum(t.numel() for t in self.tensors.values())
+
+    @property
+    def bits_raw(self) -> int:
+        """Bits of the unobfuscated float32 update."""
+        return 32 * self.num_coordinates
+
+    def replace(self, **changes: Any) -> Update:
+        return dataclasses.replace(self, **changes)
+
+    def check_finite(self) -> None:
+        """Refuse NaN/inf: attacking such an update would give silently meaningless numbers."""
+        for name, tensor in self.tensors.items():
+            if not torch.isfinite(tensor).all():
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise MedleakError(f"update tensor {name!r} contains {bad} NaN/inf values")

@@ -1,0 +1,48 @@
+"""Loading trained victim weights without ever executing code from the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from medleak.errors import ConfigError
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file, or a torch state dict with ``weights_only=True`` (no pickled code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # any decoding failure is the file's fault, not ours
+        raise ConfigError(f"cannot read weights file {path}: {exc}".splitlines()[0]) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"weights file {path} does not hold a state dict of tensors")
+    return state
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Copy weights into ``model``; names and shapes must match exactly."""
+    state = read_state_dict(path)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise ConfigError(f"weights file {path} does not fit the model: {detail}")
+    for name, tensor in state.items():
+        if tensor.shape != own[name].shape:
+            raise ConfigError(
+                f"weights file {path}: {name} has shape {tuple(tensor.shape)}, "
+                f"the model expects {tuple(own[name].shape)}"
+            )
+    model.load_state_dict(state)
