@@ -1,0 +1,36 @@
+"""Reconstruction attacks: an Update plus what the server knows -> reconstructed images.
+
+Registry: name -> attack(update, knowledge, options, seed, progress) -> Reconstruction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from medleak.attacks import inverting_gradients, rog
+from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
+from medleak.attacks.options import AttackOptions
+from medleak.errors import ConfigError
+
+Attack = Callable[..., Reconstruction]
+
+ATTACKS: dict[str, Attack] = {
+    "rog": rog.attack,
+    "ig": inverting_gradients.attack,
+}
+
+
+def get_attack(name: str) -> Attack:
+    if name not in ATTACKS:
+        raise ConfigError(f"unknown attack {name!r}; choose from {', '.join(sorted(ATTACKS))}")
+    return ATTACKS[name]
+
+
+__all__ = [
+    "ATTACKS",
+    "AttackOptions",
+    "Progress",
+    "Reconstruction",
+    "ServerKnowledge",
+    "get_attack",
+]

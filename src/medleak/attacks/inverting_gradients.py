@@ -1,0 +1,75 @@
+"""Inverting Gradients (Geiping et al., NeurIPS 2020).
+
+Full-resolution dummy images, loss = 1 - cosine similarity of the concatenated updates plus a
+total-variation prior, Adam on the SIGN of the image gradient, step decay by 10x at 3/8, 5/8 and
+7/8 of the iterations, images clamped to the valid box [0, 1] after every step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
+from medleak.attacks.dummy import (
+    check_update_fits,
+    dummy_update,
+    labels_for,
+    reconstruction_channels,
+    report,
+    seeded_uniform,
+    trainable_params,
+)
+from medleak.attacks.gradient_matching import cosine, total_variation
+from medleak.attacks.options import AttackOptions
+from medleak.attacks.priors import apply_prior
+from medleak.fl import Update
+
+DEFAULT_LR = 0.1
+DEFAULT_TV = 1e-4
+
+
+def attack(
+    update: Update,
+    knowledge: ServerKnowledge,
+    options: AttackOptions,
+    seed: int,
+    progress: Progress | None = None,
+) -> Reconstruction:
+    """Reconstruct the client's batch from ``update``; see the module docstring."""
+    check_update_fits(update, knowledge)
+    size = knowledge.image_size
+    channels = reconstruction_channels(knowledge, options)
+    labels = labels_for(knowledge, options)
+    params = trainable_params(knowledge)
+    target = {n: t.detach() for n, t in update.tensors.items()}
+    tv_weight = DEFAULT_TV if options.tv is None else options.tv
+
+    images = seeded_uniform((knowledge.batch_size, channels, size, size), seed)
+    initial = images.mean(1, keepdim=True).clone()
+    images.requires_grad_(True)
+    optimizer = torch.optim.Adam([images], lr=options.lr or DEFAULT_LR)
+    milestones = [int(options.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    trace: list[float] = []
+    for iteration in range(options.iterations):
+        optimizer.zero_grad(set_to_none=True)
+        dummy = dummy_update(knowledge, params, images, labels, update)
+        loss = cosine(dummy, target) + tv_weight * total_variation(images)
+        loss.backward(inputs=[images])
+        images.grad.sign_()  # type: ignore[union-attr]
+        optimizer.step()
+        schedule.step()
+        with torch.no_grad():
+            images.clamp_(0, 1)
+        trace.append(loss.item())
+        report(progress, iteration, trace[-1])
+
+    result = apply_prior(options.prior, images.detach().mean(1, keepdim=True))
+    return Reconstruction(
+        images=result,
+        labels=labels.clone(),
+        labels_source=options.labels,
+        initial_images=initial,
+        trace=trace,
+        info={"tv": tv_weight},
+    )

@@ -1,0 +1,49 @@
+"""Options shared by the attacks, validated once so a bad value fails before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from medleak.errors import ConfigError
+
+ReconstructChannels = Literal["gray", "all"]
+
+
+@dataclass(frozen=True)
+class AttackOptions:
+    """What the user chose for an attack.
+
+    iterations: optimisation steps per restart (ROG's and our default: 100).
+    scale_factor: ROG's latent is image_size / scale_factor pixels on a side (ROG: 4).
+    reconstruct_channels: ``gray`` optimises one channel and replicates it for a 3-channel model
+        (an X-ray is gray); ``all`` optimises every channel as the ROG reference does.
+    labels: ``known`` uses the true labels (the oracle ROG assumes).
+    lr: step size; None takes the attack's published default.
+    tv: total-variation weight (Inverting Gradients' alpha); None takes the attack's default.
+    prior: post-processing applied after optimisation (``none`` for now).
+    """
+
+    iterations: int = 100
+    scale_factor: int = 4
+    reconstruct_channels: ReconstructChannels = "gray"
+    labels: Literal["known"] = "known"
+    lr: float | None = None
+    tv: float | None = None
+    prior: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ConfigError(f"iterations must be a positive integer, got {self.iterations}")
+        if self.scale_factor < 1:
+            raise ConfigError(f"scale factor must be >= 1, got {self.scale_factor}")
+        if self.reconstruct_channels not in ("gray", "all"):
+            raise ConfigError(
+                f"reconstruct-channels must be gray or all, got {self.reconstruct_channels!r}"
+            )
+        if self.labels != "known":
+            raise ConfigError(f"labels must be 'known', got {self.labels!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"attack learning rate must be > 0, got {self.lr}")
+        if self.tv is not None and self.tv < 0:
+            raise ConfigError(f"total-variation weight must be >= 0, got {self.tv}")
