@@ -1,3 +1,3 @@
-"""medleak: measure how much of a client's medical images a federated-learning server can rebuild."""
+"""medleak: how much of a client's medical images can a federated-learning server rebuild?"""
 
 __version__ = "0.1.0"

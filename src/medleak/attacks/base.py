@@ -38,7 +38,7 @@ class ServerKnowledge:
 class Reconstruction:
     """An attack's result.
 
-    images: N x 1 x H x W in [0, 1] (gray; an attack that optimised every channel reports their mean).
+    images: N x 1 x H x W in [0, 1] (gray; an all-channel attack reports the channel mean).
     labels: the labels the attack used (known or inferred), N int64.
     initial_images: the attack's starting point at image resolution (for relative-leakage scores).
     trace: the gradient-matching loss at every iteration (all restarts, in order).

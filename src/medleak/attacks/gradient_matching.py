@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 import torch
 
 
-def squared_l2(dummy: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def squared_l2(
+    dummy: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
     """Sum over every layer of the squared Euclidean distance."""
     return sum(((dummy[n] - target[n]) ** 2).sum() for n in target)  # type: ignore[return-value]
 

@@ -26,7 +26,7 @@ def parameters_of(model: nn.Module) -> Params:
 
 
 def buffers_of(model: nn.Module) -> Params:
-    """Copies of the buffers (BatchNorm running statistics), so a forward pass never mutates them."""
+    """Copies of the buffers (BatchNorm running stats): a forward pass must never mutate them."""
     return {name: b.detach().clone() for name, b in model.named_buffers()}
 
 
@@ -37,7 +37,7 @@ def batch_loss(
     inputs: torch.Tensor,
     targets: torch.Tensor,
 ) -> torch.Tensor:
-    """Mean cross-entropy; ``targets`` are class indices or per-class probabilities (soft labels)."""
+    """Mean cross-entropy; ``targets`` are class indices or per-class probabilities."""
     logits = functional_call(model, ({**params, **buffers},), (inputs,))
     return F.cross_entropy(logits, targets)
 

@@ -51,11 +51,13 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 
 def to_model_input(gray: torch.Tensor, channels: int) -> torch.Tensor:
-    """Replicate N x 1 x H x W gray images to the model's channel count (as medical pipelines do)."""
+    """Replicate N x 1 x H x W gray images to the model channel count, as medical pipelines do."""
     if gray.shape[1] == channels:
         return gray
     if gray.shape[1] != 1:
-        raise ConfigError(f"cannot feed {gray.shape[1]}-channel images to a {channels}-channel model")
+        raise ConfigError(
+            f"cannot feed {gray.shape[1]}-channel images to a {channels}-channel model"
+        )
     return gray.expand(-1, channels, -1, -1)
 
 

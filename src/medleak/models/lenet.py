@@ -6,6 +6,8 @@ LeNet of DLG (Zhu et al., NeurIPS 2019), on which DLG recovers 32x32 images almo
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -54,7 +56,7 @@ class DlgLeNet(nn.Module):
             nn.Conv2d(12, 12, kernel_size=5, padding=2, stride=1),
             nn.Sigmoid(),
         )
-        side = -(-(-(-image_size // 2)) // 2)  # two stride-2 convs with padding 2, ceil each time
+        side = math.ceil(math.ceil(image_size / 2) / 2)  # two stride-2 convs, padding 2
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(12 * side * side, num_classes))
         # DLG initialises every weight and bias uniformly in [-0.5, 0.5]; with PyTorch's default
         # (much smaller) init the sigmoids saturate less and the published behaviour changes.

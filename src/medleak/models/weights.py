@@ -11,7 +11,7 @@ from medleak.errors import ConfigError
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file, or a torch state dict with ``weights_only=True`` (no pickled code)."""
+    """Read safetensors, or a torch state dict with ``weights_only=True`` (no pickled code)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"weights file not found: {path}")

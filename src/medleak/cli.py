@@ -1,0 +1,232 @@
+"""The command line: parse, call experiments/report, print. Errors are one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from medleak.errors import MedleakError
+
+EXIT_USAGE = 2
+
+# option -> (dotted config key, argparse keyword arguments)
+ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "--seed": ("seed", {"type": int, "help": "seed for the model, data, defenses and attack"}),
+    "--threads": ("threads", {"type": int, "help": "torch CPU threads (default: torch's)"}),
+    "--data": ("data.source", {"help": "'phantom' (synthetic, default), a folder, or a .npz"}),
+    "--split": ("data.split", {"help": "Kaggle/MedMNIST split: train, val or test (default test)"}),
+    "--image-size": ("data.image_size", {"type": int, "help": "side in pixels (default 128)"}),
+    "--resize": (
+        "data.resize",
+        {"choices": ["crop", "squash"], "help": "square by centre crop or stretch"},
+    ),
+    "--order": (
+        "data.order",
+        {"choices": ["balanced", "sorted"], "help": "interleave classes or not"},
+    ),
+    "--batch-size": (
+        "data.batch_size",
+        {"type": int, "help": "images in the client batch (default 4)"},
+    ),
+    "--offset": ("data.offset", {"type": int, "help": "first image of the batch (default 0)"}),
+    "--phantom-count": ("data.phantom_count", {"type": int, "help": "phantom data set size"}),
+    "--model": ("model.name", {"help": "lenet, lenet-dlg, resnet18-rog or resnet18"}),
+    "--channels": (
+        "model.channels",
+        {"type": int, "choices": [1, 3], "help": "model input channels"},
+    ),
+    "--weights": (
+        "model.weights",
+        {"help": "trained weights (.safetensors or a torch state dict)"},
+    ),
+    "--fl": ("fl.algorithm", {"choices": ["fedsgd", "fedavg"], "help": "client algorithm"}),
+    "--local-steps": ("fl.local_steps", {"type": int, "help": "FedAvg local SGD steps tau"}),
+    "--local-lr": ("fl.local_lr", {"type": float, "help": "FedAvg local learning rate"}),
+    "--defense": (
+        "defenses",
+        {
+            "action": "append",
+            "metavar": "SPEC",
+            "help": "obfuscation NAME:key=value,... (repeat to chain)",
+        },
+    ),
+    "--attack": ("attack.name", {"help": "rog (default) or ig"}),
+    "--iterations": (
+        "attack.iterations",
+        {"type": int, "help": "optimisation steps (default 100)"},
+    ),
+    "--scale-factor": (
+        "attack.scale_factor",
+        {"type": int, "help": "ROG latent downscale (default 4)"},
+    ),
+    "--reconstruct-channels": (
+        "attack.reconstruct_channels",
+        {
+            "choices": ["gray", "all"],
+            "help": "optimise one gray channel (default) or every channel",
+        },
+    ),
+    "--labels": ("attack.labels", {"choices": ["known"], "help": "label source (known = oracle)"}),
+    "--attack-lr": ("attack.lr", {"type": float, "help": "attack step size (default: published)"}),
+    "--tv": ("attack.tv", {"type": float, "help": "total-variation weight (Inverting Gradients)"}),
+    "--prior": ("attack.prior", {"help": "post-processing prior (default none)"}),
+    "--gallery-size": (
+        "metrics.gallery_size",
+        {"type": int, "help": "re-identification distractors"},
+    ),
+    "--lpips-weights": ("metrics.lpips_weights", {"help": "folder with LPIPS AlexNet weights"}),
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line rather than usage text plus error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _attack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config; explicit options override it")
+    parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    for flag, (_, kwargs) in ATTACK_OPTIONS.items():
+        parser.add_argument(flag, default=None, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="medleak",
+        description="How much of a client's chest X-rays can a federated-learning server rebuild?",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    attack = commands.add_parser("attack", help="attack one client update and score it")
+    _attack_arguments(attack)
+    demo = commands.add_parser("demo", help="a small attack on synthetic phantoms (about 1 minute)")
+    demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    commands.add_parser("defenses", help="list every obfuscation with its parameters")
+    report = commands.add_parser("report", help="one HTML report from one or more run folders")
+    report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
+    report.add_argument("--out", default="report.html", help="HTML file to write")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for flag, (key, _) in ATTACK_OPTIONS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def _run_attack(config: Any, out: Path, quiet: bool) -> dict[str, Any]:
+    import torch
+    from tqdm import tqdm
+
+    from medleak.experiments.run import execute, plan_run
+    from medleak.experiments.store import write_run
+
+    if config.threads is not None:
+        if config.threads < 1:
+            raise MedleakError(f"threads must be >= 1, got {config.threads}")
+        torch.set_num_threads(config.threads)
+    plan = plan_run(config)
+    bar = tqdm(total=config.attack.iterations, desc=config.attack.name, disable=quiet, unit="it")
+
+    def progress(iteration: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+
+    try:
+        result = execute(plan, progress=progress)
+    finally:
+        bar.close()
+    return write_run(result, out)
+
+
+def _summary(record: dict[str, Any], out: Path) -> str:
+    lines = [
+        f"PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f} "
+        f"({record['attack']} on {record['model']}, {record['iterations']} iterations, "
+        f"{record['seconds']:.1f} s)",
+    ]
+    if record.get("reid_rate") is not None:
+        lines.append(
+            f"re-identified {record['reid_rate']:.0%} of the victims "
+            f"(chance {record['reid_chance']:.1%} in a gallery of {record['gallery_size']})"
+        )
+    lines.append(f"results in {out}/ (metrics.json, reconstruction.png, report.html)")
+    return "\n".join(lines)
+
+
+def command_attack(args: argparse.Namespace) -> int:
+    from medleak.experiments.config import RunConfig, apply_overrides, load_config
+
+    base = load_config(args.config) if args.config else RunConfig()
+    config = apply_overrides(base, _overrides(args))
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or f"runs/{config.attack.name}-{config.model.name}-{stamp}")
+    record = _run_attack(config, out, args.quiet)
+    print(_summary(record, out))
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from medleak.experiments.config import RunConfig
+
+    config = RunConfig()
+    out = Path(args.out)
+    print("medleak demo: ROG on ROG's LeNet, FedSGD, 4 synthetic phantom X-rays at 128x128")
+    record = _run_attack(config, out, args.quiet)
+    print(_summary(record, out))
+    print(f"open {out / 'report.html'} in a browser, or look at {out / 'reconstruction.png'}")
+    return 0
+
+
+def command_defenses(args: argparse.Namespace) -> int:
+    from medleak.defenses import describe_defenses
+
+    print(describe_defenses())
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from medleak.report import write_report
+
+    path = write_report([Path(r) for r in args.runs], Path(args.out))
+    print(f"report written to {path}")
+    return 0
+
+
+COMMANDS = {
+    "attack": command_attack,
+    "demo": command_demo,
+    "defenses": command_defenses,
+    "report": command_report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except MedleakError as exc:
+        print(f"medleak {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"medleak {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(
+            f"medleak {args.command}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr
+        )
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
