@@ -75,3 +75,13 @@ def test_psnr_hand_values() -> None:
 def test_psnr_rejects_shape_mismatch() -> None:
     with pytest.raises(ValueError):
         psnr(torch.zeros(2, 1, 4, 4), torch.zeros(1, 1, 4, 4))
+
+
+def test_pairwise_ssim_equals_elementwise_ssim() -> None:
+    from medleak.metrics import pairwise_ssim
+
+    g = torch.Generator().manual_seed(9)
+    a = torch.rand(3, 2, 20, 24, generator=g)
+    b = torch.rand(5, 2, 20, 24, generator=g)
+    expected = torch.stack([ssim(a[i : i + 1].expand_as(b), b) for i in range(3)])
+    assert torch.allclose(pairwise_ssim(a, b), expected, atol=1e-12)

@@ -11,7 +11,6 @@ number without any padding. Several channels: the mean of the per-channel values
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from medleak.metrics.psnr import _check_pair
 
@@ -29,21 +28,38 @@ def gaussian_window(size: int = WINDOW, sigma: float = SIGMA) -> torch.Tensor:
     return g / g.sum()
 
 
+def _band(n: int, g: torch.Tensor) -> torch.Tensor:
+    """(n - k + 1) x n matrix whose rows are the shifted window: ``band @ v`` is a valid filter."""
+    k = g.numel()
+    rows = torch.arange(n - k + 1).unsqueeze(1)
+    cols = rows + torch.arange(k)
+    m = torch.zeros(n - k + 1, n, dtype=g.dtype, device=g.device)
+    m[rows.expand(-1, k), cols] = g.expand(n - k + 1, -1)
+    return m
+
+
 def _filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Valid separable Gaussian filter of B x 1 x H x W."""
-    x = F.conv2d(x, g.view(1, 1, 1, -1))
-    return F.conv2d(x, g.view(1, 1, -1, 1))
+    """Valid separable Gaussian filter of B x H x W as two banded matrix products.
+
+    Same numbers as two 1-D convolutions, but float64 convolutions are slow on CPU while
+    float64 matrix products run through BLAS (about 5x faster here, which matters when ranking
+    a gallery of hundreds of images).
+    """
+    return _band(x.shape[-2], g) @ x @ _band(x.shape[-1], g).T
 
 
-def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The SSIM map over the valid region, N x C x (H-10) x (W-10), float64."""
+def ssim_map_parts(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Luminance and contrast-structure maps over the valid region, each N x C x h x w float64.
+
+    SSIM = luminance * contrast-structure; MS-SSIM needs the two separately.
+    """
     _check_pair(x, y)
     n, c, h, w = x.shape
     if min(h, w) < WINDOW:
         raise ValueError(f"SSIM needs images of at least {WINDOW} px, got {h} x {w}")
     g = gaussian_window().to(x.device)
-    a = x.double().reshape(n * c, 1, h, w)
-    b = y.double().reshape(n * c, 1, h, w)
+    a = x.double().reshape(n * c, h, w)
+    b = y.double().reshape(n * c, h, w)
     # One filter pass over the five moments at once.
     stats = _filter(torch.cat([a, b, a * a, b * b, a * b]), g)
     mu_a, mu_b, aa, bb, ab = stats.split(n * c)
@@ -52,9 +68,16 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     cov = ab - mu_a * mu_b
     c1 = (K1 * DATA_RANGE) ** 2
     c2 = (K2 * DATA_RANGE) ** 2
-    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    den = (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
-    return (num / den).reshape(n, c, h - WINDOW + 1, w - WINDOW + 1)
+    lum = (2 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
+    cs = (2 * cov + c2) / (var_a + var_b + c2)
+    shape = (n, c, h - WINDOW + 1, w - WINDOW + 1)
+    return lum.reshape(shape), cs.reshape(shape)
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The SSIM map over the valid region, N x C x (H-10) x (W-10), float64."""
+    lum, cs = ssim_map_parts(x, y)
+    return lum * cs
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -64,13 +87,31 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def pairwise_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """SSIM of every image in ``a`` (N) against every image in ``b`` (M): an N x M matrix.
+    """SSIM of every image in ``a`` (N) against every image in ``b`` (M): an N x M float64 matrix.
 
-    Row by row, so memory stays at M images rather than N x M.
+    Each image's local mean and energy are filtered once; only the cross term is filtered per
+    pair, so ranking a gallery costs one filter pass per pair instead of five.
     """
     if a.dim() != 4 or b.dim() != 4 or a.shape[1:] != b.shape[1:]:
         raise ValueError(f"cannot compare {tuple(a.shape)} with {tuple(b.shape)}")
-    rows = [ssim(a[i : i + 1].expand_as(b), b) for i in range(a.shape[0])]
-    if not rows:
-        return torch.zeros(0, b.shape[0], dtype=torch.float64)
+    n, c, h, w = a.shape
+    m = b.shape[0]
+    if min(h, w) < WINDOW:
+        raise ValueError(f"SSIM needs images of at least {WINDOW} px, got {h} x {w}")
+    if n == 0 or m == 0:
+        return torch.zeros(n, m, dtype=torch.float64)
+    g = gaussian_window().to(a.device)
+    a = a.detach().double().reshape(n, c, h, w)
+    b = b.detach().double().reshape(m, c, h, w)
+    mu_a, mu_b = _filter(a, g), _filter(b, g)
+    var_a = _filter(a * a, g) - mu_a * mu_a
+    var_b = _filter(b * b, g) - mu_b * mu_b
+    c1 = (K1 * DATA_RANGE) ** 2
+    c2 = (K2 * DATA_RANGE) ** 2
+    rows = []
+    for i in range(n):
+        cov = _filter(a[i : i + 1] * b, g) - mu_a[i : i + 1] * mu_b
+        num = (2 * mu_a[i : i + 1] * mu_b + c1) * (2 * cov + c2)
+        den = (mu_a[i : i + 1] ** 2 + mu_b**2 + c1) * (var_a[i : i + 1] + var_b + c2)
+        rows.append((num / den).flatten(1).mean(dim=1))
     return torch.stack(rows)
