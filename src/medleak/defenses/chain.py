@@ -21,7 +21,7 @@ from medleak.data.batch import Batch
 from medleak.defenses.dp import dp_client_update
 from medleak.defenses.spec import Defense, Stage
 from medleak.errors import ConfigError
-from medleak.fl.client import compute_update
+from medleak.fl.client import compute_update, parameters_of
 from medleak.fl.update import FLSettings, Update
 
 
@@ -77,7 +77,8 @@ class DefenseChain:
         client takes part in (the noise here is for one round; epsilon covers all of them).
         """
         if self.has_dp:
-            generator = stage_generator(seed, 0, batch.images.device)
+            device = next(iter(parameters_of(model).values())).device
+            generator = stage_generator(seed, 0, device)
             update = dp_client_update(
                 model, batch, settings, self._stages[0].params, generator, client_size, rounds
             )
