@@ -1,0 +1,104 @@
+"""Victim models match the architectures in REFERENCE.md and load weights safely."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from medleak.errors import ConfigError
+from medleak.models import build_model, has_batchnorm, to_model_input
+
+
+def test_rog_lenet_layout_matches_reference() -> None:
+    model = build_model("lenet", 3, 128, seed=0)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(65536, 512), (512, 2)]
+    assert all(m.bias is None for m in linears)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.padding) for c in convs] == [
+        (32, (5, 5), (2, 2)),
+        (64, (5, 5), (2, 2)),
+    ]
+    assert model(torch.rand(2, 3, 128, 128)).shape == (2, 2)
+
+
+def test_rog_resnet_has_no_batchnorm_no_maxpool_and_8x8_pooling() -> None:
+    model = build_model("resnet18-rog", 1, 64, seed=0)
+    assert not has_batchnorm(model)
+    assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    assert model.fc.in_features == 512 * 64 and model.fc.bias is None
+    assert model.stem[0].kernel_size == (7, 7) and model.stem[0].stride == (2, 2)
+    assert model(torch.rand(1, 1, 64, 64)).shape == (1, 2)
+
+
+def test_standard_resnet_has_batchnorm_and_biased_head() -> None:
+    model = build_model("resnet18", 3, 64, seed=0)
+    assert has_batchnorm(model) and model.training
+    assert model.fc.bias is not None and model.fc.in_features == 512
+
+
+def test_dlg_lenet_uses_sigmoid_and_uniform_init() -> None:
+    model = build_model("lenet-dlg", 1, 32, seed=0)
+    assert sum(isinstance(m, nn.Sigmoid) for m in model.modules()) == 3
+    weights = torch.cat([p.flatten() for p in model.parameters()])
+    assert weights.abs().max() <= 0.5 and weights.std() > 0.2
+
+
+def test_same_seed_same_weights_and_global_rng_untouched() -> None:
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = build_model("lenet", 1, 32, seed=5)
+    after = torch.rand(1)
+    b = build_model("lenet", 1, 32, seed=5)
+    c = build_model("lenet", 1, 32, seed=6)
+    assert torch.equal(before, after)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
+
+
+def test_weights_round_trip_safetensors_and_torch(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    source = build_model("lenet", 1, 32, seed=1)
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    save_file(state, str(tmp_path / "w.safetensors"))
+    torch.save(state, tmp_path / "w.pt")
+    for name in ("w.safetensors", "w.pt"):
+        loaded = build_model("lenet", 1, 32, seed=2, weights=tmp_path / name)
+        assert all(torch.equal(x, y) for x, y in zip(source.parameters(), loaded.parameters()))
+
+
+def test_weights_errors_are_one_line(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        build_model("lenet", 1, 32, seed=0, weights=tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="cannot read"):
+        build_model("lenet", 1, 32, seed=0, weights=tmp_path / "junk.pt")
+    torch.save(build_model("lenet", 1, 64, seed=0).state_dict(), tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="shape"):
+        build_model("lenet", 1, 32, seed=0, weights=tmp_path / "other.pt")
+
+
+def test_pickled_code_is_refused(tmp_path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ConfigError):
+        build_model("lenet", 1, 32, seed=0, weights=tmp_path / "evil.pt")
+
+
+def test_unknown_model_and_bad_channels() -> None:
+    with pytest.raises(ConfigError, match="unknown model"):
+        build_model("vgg", 1, 32, seed=0)
+    with pytest.raises(ConfigError, match="channels"):
+        build_model("lenet", 2, 32, seed=0)
+
+
+def test_gray_is_replicated_for_three_channel_models() -> None:
+    gray = torch.rand(2, 1, 8, 8)
+    rgb = to_model_input(gray, 3)
+    assert rgb.shape == (2, 3, 8, 8) and torch.equal(rgb[:, 2], gray[:, 0])
