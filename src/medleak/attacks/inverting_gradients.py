@@ -1,7 +1,7 @@
 """Inverting Gradients (Geiping et al., NeurIPS 2020).
 
 Full-resolution dummy images, loss = 1 - cosine similarity of the concatenated updates plus a
-total-variation prior, Adam on the SIGN of the image gradient (lr 0.1 in normalised units), step decay by 10x at 3/8, 5/8 and
+total-variation prior, Adam on the SIGN of the image gradient, step decay by 10x at 3/8, 5/8 and
 7/8 of the iterations, images clamped to the valid box [0, 1] after every step.
 """
 
