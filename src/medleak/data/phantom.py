@@ -19,6 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from medleak.data.batch import CLASS_NAMES
+from medleak.data.dataset import Dataset, Entry
+from medleak.data.order import arrange
+from medleak.data.spec import DataSpec
 from medleak.errors import ConfigError
 
 _MIN_WORK = 96  # below this the supersampled grid is too coarse for ribs and vessels
@@ -47,6 +51,25 @@ def render_phantom(seed: int, index: int, size: int) -> tuple[np.ndarray, int]:
     image = _render(anatomy, noise, work)
     image = image.reshape(size, factor, size, factor).mean(axis=(1, 3))
     return np.clip(image, 0.0, 1.0).astype(np.float32), label
+
+
+def phantom_dataset(spec: DataSpec, seed: int) -> Dataset:
+    """The phantom data set: ``spec.phantom_count`` images, phantom i rendered on demand."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"phantom seed must be an integer >= 0, got {seed!r}")
+    indices = arrange(range(spec.phantom_count), phantom_label, lambda i: i, spec.order)
+    size = spec.image_size
+    return Dataset(
+        name=f"phantom data set (seed {seed}, {spec.phantom_count} images)",
+        entries=[
+            Entry(f"phantom-{seed}-{i}", phantom_label(i), f"phantom-{seed}-{i}") for i in indices
+        ],
+        locators=indices,
+        read=lambda i: render_phantom(seed, i, size)[0],
+        image_size=size,
+        resize=spec.resize,
+        classes=CLASS_NAMES,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
