@@ -1,5 +1,13 @@
 """What a person looks at: image grids, plots and the self-contained HTML report."""
 
-from medleak.report.grid import save_grid
+from medleak.report.grid import grid_png, save_grid
+from medleak.report.html import load_run_view, render_report, summary_line, write_report
 
-__all__ = ["save_grid"]
+__all__ = [
+    "grid_png",
+    "load_run_view",
+    "render_report",
+    "save_grid",
+    "summary_line",
+    "write_report",
+]

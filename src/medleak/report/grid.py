@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,19 +25,12 @@ def _as_gray(images: torch.Tensor) -> torch.Tensor:
     return images.detach().float().cpu().mean(dim=1).clamp(0, 1)
 
 
-def save_grid(
+def grid_figure(
     originals: torch.Tensor,
     reconstructions: torch.Tensor,
-    path: Path | str,
     captions: Sequence[str] | None = None,
-) -> Path:
-    """Write a PNG: each original above its (already matched) reconstruction, captions beneath.
-
-    Row ``i`` of ``reconstructions`` must be the reconstruction matched to original ``i``. Both
-    rows use the same fixed gray scale (0 black, 1 white) and nearest-neighbour display, so a
-    brightness shift or a blur in the reconstruction is visible rather than normalised away.
-    More than 8 images wrap into further original/reconstruction row pairs.
-    """
+) -> Figure:
+    """The grid as a matplotlib Figure (Agg canvas attached); see ``save_grid``."""
     a, b = _as_gray(originals), _as_gray(reconstructions)
     if a.shape != b.shape:
         raise ValueError(f"originals {tuple(a.shape)} and reconstructions {tuple(b.shape)} differ")
@@ -46,8 +40,9 @@ def save_grid(
     cols = max(1, min(n, MAX_COLUMNS))
     blocks = max(1, math.ceil(n / cols))
     tile = min(2.4, max(1.5, a.shape[-1] / 64))  # inches per image: bigger images get more room
-    caption_in = 0.45 if captions else 0.1
-    fig = Figure(figsize=(0.5 + cols * tile, blocks * (2 * tile + caption_in)), dpi=110)
+    lines = max((c.count("\n") + 1 for c in captions), default=0) if captions else 0
+    caption_in = 0.1 + 0.22 * lines
+    fig = Figure(figsize=(0.5 + cols * tile, blocks * (2 * tile + caption_in + 0.25)), dpi=110)
     FigureCanvasAgg(fig)
     axes = fig.subplots(2 * blocks, cols, squeeze=False)
     for k in range(blocks * cols):
@@ -68,7 +63,35 @@ def save_grid(
             top.set_ylabel("original", fontsize=9)
             bottom.set_ylabel("reconstruction", fontsize=9)
     fig.tight_layout(pad=0.4, h_pad=0.3, w_pad=0.3)
+    return fig
+
+
+def grid_png(
+    originals: torch.Tensor,
+    reconstructions: torch.Tensor,
+    captions: Sequence[str] | None = None,
+) -> bytes:
+    """The grid as PNG bytes (for embedding in the HTML report)."""
+    buffer = io.BytesIO()
+    grid_figure(originals, reconstructions, captions).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def save_grid(
+    originals: torch.Tensor,
+    reconstructions: torch.Tensor,
+    path: Path | str,
+    captions: Sequence[str] | None = None,
+) -> Path:
+    """Write a PNG: each original above its (already matched) reconstruction, captions beneath.
+
+    Row ``i`` of ``reconstructions`` must be the reconstruction matched to original ``i``. Both
+    rows use the same fixed gray scale (0 black, 1 white) and nearest-neighbour display, so a
+    brightness shift or a blur in the reconstruction is visible rather than normalised away.
+    More than 8 images wrap into further original/reconstruction row pairs; a caption may hold
+    several lines.
+    """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
+    out.write_bytes(grid_png(originals, reconstructions, captions))
     return out

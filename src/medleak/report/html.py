@@ -1,0 +1,563 @@
+"""The self-contained HTML report: one file, images embedded, opens offline, no script needed.
+
+It reads only what a run folder holds (``metrics.json``, ``trace.csv``, ``tensors.safetensors``,
+``reconstruction.png``, ``config.yaml``) and shows only the ``source`` strings written there; it
+never opens an image or a DICOM file itself, so no header field can reach the page. Every string
+inserted into the page is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from medleak.data.batch import CLASS_NAMES
+from medleak.errors import MedleakError
+from medleak.report.grid import grid_png
+from medleak.report.plots import comparison_chart, side_by_side, trace_plot
+
+METRICS_FILE = "metrics.json"
+TRACE_FILE = "trace.csv"
+TENSORS_FILE = "tensors.safetensors"
+GRID_FILE = "reconstruction.png"
+CONFIG_FILE = "config.yaml"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class RunView:
+    """What the report knows about one run folder, with a note for every part that is missing."""
+
+    name: str
+    path: Path
+    metrics: dict[str, Any]
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    trace: list[tuple[int, int, float]] = field(default_factory=list)
+    config_text: str | None = None
+    grid_file: bytes | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def _read_trace(path: Path) -> tuple[list[tuple[int, int, float]], str | None]:
+    if not path.is_file():
+        return [], f"no {TRACE_FILE} in this run folder"
+    rows = []
+    try:
+        with path.open(newline="") as f:
+            for i, row in enumerate(csv.DictReader(f)):
+                try:
+                    it = int(row.get("iteration") or i)
+                    restart = int(row.get("restart") or 0)
+                    rows.append((it, restart, float(row["loss"])))
+                except (KeyError, TypeError, ValueError):
+                    continue
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        return [], f"{TRACE_FILE} unreadable ({exc})"
+    return rows, None if rows else f"{TRACE_FILE} holds no loss values"
+
+
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    if not path.is_file():
+        return {}, f"no {TENSORS_FILE}: the grid below is the run's saved picture"
+    try:
+        from safetensors.torch import load_file
+
+        return load_file(str(path)), None
+    except Exception as exc:  # a truncated or foreign file: show what else we have
+        return {}, f"{TENSORS_FILE} unreadable ({type(exc).__name__})"
+
+
+def load_run_view(path: Path, name: str | None = None) -> RunView:
+    """Read a run folder; only a missing or corrupt ``metrics.json`` is an error."""
+    path = Path(path)
+    metrics_path = path / METRICS_FILE
+    if not metrics_path.is_file():
+        raise MedleakError(f"{path} is not a medleak run folder (no {METRICS_FILE})")
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise MedleakError(f"{metrics_path} is unreadable: {exc}") from None
+    if not isinstance(metrics, dict):
+        raise MedleakError(f"{metrics_path} does not hold a JSON object")
+    view = RunView(name or path.resolve().name, path, metrics)
+    view.trace, note = _read_trace(path / TRACE_FILE)
+    if note:
+        view.notes["trace"] = note
+    view.tensors, note = _read_tensors(path / TENSORS_FILE)
+    if note:
+        view.notes["tensors"] = note
+    grid_path = path / GRID_FILE
+    if grid_path.is_file() and grid_path.read_bytes()[:8] == PNG_SIGNATURE:
+        view.grid_file = grid_path.read_bytes()
+    config_path = path / CONFIG_FILE
+    if config_path.is_file():
+        view.config_text = config_path.read_text(errors="replace")
+    elif isinstance(metrics.get("config"), dict):
+        view.config_text = yaml.safe_dump(metrics["config"], sort_keys=False)
+    else:
+        view.notes["config"] = f"no {CONFIG_FILE} and no configuration in {METRICS_FILE}"
+    return view
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def fmt(v: Any, digits: int = 2, unit: str = "") -> str:
+    """A number for people: fixed digits, "n/a" when absent (never a fake 0)."""
+    if not _is_num(v):
+        return "n/a"
+    return f"{v:.{digits}f}{unit}"
+
+
+def fmt_bits(bits: Any) -> str:
+    if not _is_num(bits):
+        return "n/a"
+    for unit, size in (("Gbit", 1e9), ("Mbit", 1e6), ("kbit", 1e3)):
+        if abs(bits) >= size:
+            return f"{bits / size:.2f} {unit}"
+    return f"{bits:.0f} bit"
+
+
+def _label(v: Any) -> str:
+    if isinstance(v, int) and 0 <= v < len(CLASS_NAMES):
+        return f"{CLASS_NAMES[v]}"
+    return "n/a" if v is None else str(v)
+
+
+def _count(rate: Any, count: Any, total: Any) -> tuple[int, int] | None:
+    """(hits, total) from an explicit count or from rate x total."""
+    if not _is_num(total) or total <= 0:
+        return None
+    if _is_num(count):
+        return int(count), int(total)
+    if _is_num(rate):
+        return round(rate * total), int(total)
+    return None
+
+
+def _num_images(m: dict[str, Any]) -> int | None:
+    if _is_num(m.get("num_images")):
+        return int(m["num_images"])
+    per_image = m.get("per_image")
+    return len(per_image) if isinstance(per_image, list) else None
+
+
+def summary_line(m: dict[str, Any]) -> str:
+    """One sentence a non-expert understands ("3 of 4 patients re-identified; mean SSIM 0.71")."""
+    n = _num_images(m)
+    parts = []
+    patients = _count(
+        m.get("patient_reid_rate"), m.get("patient_reid_count"), m.get("patient_count")
+    )
+    images = _count(m.get("reid_rate"), m.get("reid_count"), n)
+    if patients:
+        parts.append(f"{patients[0]} of {patients[1]} patients re-identified")
+        if images:
+            parts[-1] += f" ({images[0]} of {images[1]} images)"
+    elif images:
+        parts.append(f"{images[0]} of {images[1]} images re-identified")
+    if parts and _is_num(m.get("gallery_size")):
+        parts[-1] += f" among {int(m['gallery_size'])} candidates"
+    parts.append(f"mean SSIM {fmt(m.get('ssim'))}")
+    if _is_num(m.get("psnr")):
+        parts[-1] += f", PSNR {fmt(m.get('psnr'), 1)} dB"
+    labels = _count(m.get("label_accuracy"), None, n)
+    if labels:
+        given = " (given to the attacker)" if m.get("labels_source") == "known" else ""
+        parts.append(f"diagnosis label recovered for {labels[0]} of {labels[1]} images{given}")
+    return "; ".join(parts) + "."
+
+
+def verdict(m: dict[str, Any]) -> tuple[str, str]:
+    """A coloured one-word badge: did anything identifiable leak?"""
+    rate, chance = m.get("reid_rate"), m.get("reid_chance")
+    if not _is_num(rate):
+        return "unknown", "re-identification was not measured"
+    if rate == 0:
+        return "ok", "no image re-identified"
+    if _is_num(chance) and rate <= chance:
+        return "warn", "re-identification at chance level"
+    return "leak", "identifiable images leaked"
+
+
+def _img(png: bytes, alt: str, cls: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img class="{cls}" alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _is_numeric_cell(text: str) -> bool:
+    try:
+        float(text.split()[0])
+    except (ValueError, IndexError):
+        return text == "n/a"
+    return True
+
+
+def _table(cls: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table with escaped cells; numbers are right-aligned so their digits line up."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{escape(c)}</td>' if _is_numeric_cell(c) else f"<td>{escape(c)}</td>"
+            for c in row
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<table class="{cls} sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+
+
+def _defense_text(m: dict[str, Any]) -> str:
+    defenses = m.get("defenses")
+    if not isinstance(defenses, list) or not defenses:
+        return "none" if isinstance(defenses, list) else "n/a"
+    parts = []
+    for d in defenses:
+        if isinstance(d, dict):
+            params = d.get("params") or {}
+            args = (
+                ", ".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else ""
+            )
+            parts.append(f"{d.get('name', '?')}({args})" if args else str(d.get("name", "?")))
+        else:
+            parts.append(str(d))
+    return " then ".join(parts)
+
+
+def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """Attack, model, defense and privacy facts; only what the run recorded."""
+    facts: list[tuple[str, str]] = []
+
+    def add(label: str, value: Any) -> None:
+        if value is not None and value != "":
+            facts.append((label, str(value)))
+
+    add("attack", m.get("attack"))
+    model = m.get("model")
+    if model is not None and m.get("channels") is not None:
+        model = f"{model} ({m['channels']} channel{'s' if m['channels'] != 1 else ''})"
+    add("model", model)
+    add("federated learning", m.get("fl"))
+    add("labels", m.get("labels_source"))
+    add("defense", _defense_text(m))
+    if _is_num(m.get("bits_sent")):
+        sent = fmt_bits(m.get("bits_sent"))
+        raw = m.get("bits_raw")
+        if _is_num(raw):
+            sent += f" of {fmt_bits(raw)} uncompressed"
+        if _is_num(m.get("compression_ratio")):
+            sent += f" ({m['compression_ratio']:.1f}x smaller)"
+        add("update size", sent)
+    if _is_num(m.get("epsilon")):
+        eps = f"epsilon = {m['epsilon']:.3g}"
+        if _is_num(m.get("delta")):
+            eps += f", delta = {m['delta']:.3g}"
+        add("differential privacy", eps)
+    add("iterations", m.get("iterations"))
+    if _is_num(m.get("seconds")):
+        add("attack time", f"{m['seconds']:.1f} s")
+    add("seed", m.get("seed"))
+    if _is_num(m.get("reid_chance")):
+        add(
+            "re-identification",
+            f"similarity {m.get('similarity', 'n/a')}, gallery of {m.get('gallery_size', 'n/a')} "
+            f"images, chance {m['reid_chance']:.3f}",
+        )
+    for key, label in (
+        ("ms_ssim", "MS-SSIM"),
+        ("lpips", "LPIPS"),
+        ("rdlv", "RDLV"),
+        ("patient_reid_rate", "patient re-identification"),
+    ):
+        reason = m.get(f"{key}_reason") or (
+            m.get("patient_reid_reason") if key == "patient_reid_rate" else None
+        )
+        if m.get(key) is None and reason:
+            add(f"{label} absent", reason)
+    return facts
+
+
+def _per_image_rows(m: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    per_image = m.get("per_image") if isinstance(m.get("per_image"), list) else []
+    for p in per_image:
+        if not isinstance(p, dict):
+            continue
+        rank = p.get("reid_rank")
+        rows.append(
+            [
+                str(p.get("index", "")),
+                str(p.get("source", "")),
+                _label(p.get("label")),
+                str(p.get("matched_to", "")),
+                fmt(p.get("psnr"), 1),
+                fmt(p.get("ssim"), 3),
+                fmt(p.get("ms_ssim"), 3),
+                fmt(p.get("lpips"), 3),
+                str(rank) if rank is not None else "n/a",
+                {True: "yes", False: "no"}.get(p.get("reidentified"), "n/a"),
+                fmt(p.get("rdlv"), 2) if p.get("rdlv") is not None else "n/a",
+            ]
+        )
+    return rows
+
+
+PER_IMAGE_HEADERS = (
+    "#", "source", "label", "matched to", "PSNR (dB)", "SSIM", "MS-SSIM", "LPIPS",
+    "re-id rank", "re-identified", "RDLV",
+)  # fmt: skip
+
+
+def _captions(m: dict[str, Any], n: int) -> list[str] | None:
+    per_image = m.get("per_image")
+    if not isinstance(per_image, list) or len(per_image) != n:
+        return None
+    captions = []
+    for p in per_image:
+        p = p if isinstance(p, dict) else {}
+        line2 = (
+            "re-identified" if p.get("reidentified") else f"re-id rank {p.get('reid_rank', 'n/a')}"
+        )
+        captions.append(f"PSNR {fmt(p.get('psnr'), 1)} / SSIM {fmt(p.get('ssim'))}\n{line2}")
+    return captions
+
+
+def _grid_html(view: RunView) -> str:
+    originals, recon = view.tensors.get("originals"), view.tensors.get("reconstructions")
+    if originals is not None and recon is not None and originals.shape == recon.shape:
+        png = grid_png(originals, recon, _captions(view.metrics, originals.shape[0]))
+        return _img(png, f"originals and reconstructions of {view.name}", "grid")
+    if view.grid_file is not None:
+        note = escape(view.notes.get("tensors", "tensors unavailable"))
+        return (
+            _img(view.grid_file, f"originals and reconstructions of {view.name}", "grid")
+            + f'<p class="note">{note}; each pair\'s numbers are in the table below.</p>'
+        )
+    return f'<p class="note">No images to show: no {TENSORS_FILE} and no {GRID_FILE}.</p>'
+
+
+def _provenance(m: dict[str, Any]) -> str:
+    keys = ("schema", "medleak_version", "git_commit", "torch_version", "cpu", "threads")
+    parts = [f"{k} {m[k]}" for k in keys if m.get(k) is not None]
+    return "; ".join(parts) if parts else "no provenance recorded"
+
+
+def run_section(view: RunView, index: int) -> str:
+    """One run: summary, facts, grid, per-image table, loss trace, configuration."""
+    m = view.metrics
+    badge_cls, badge_text = verdict(m)
+    facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in _facts(m))
+    rows = _per_image_rows(m)
+    table = (
+        _table("per-image", PER_IMAGE_HEADERS, rows)
+        if rows
+        else '<p class="note">No per-image scores recorded.</p>'
+    )
+    if view.trace:
+        trace = _img(trace_plot(view.trace), f"loss trace of {view.name}", "trace")
+    else:
+        trace = f'<p class="note">{escape(view.notes.get("trace", "no loss trace"))}</p>'
+    config = (
+        f"<pre>{escape(view.config_text)}</pre>"
+        if view.config_text
+        else f'<p class="note">{escape(view.notes.get("config", "no configuration"))}</p>'
+    )
+    return f"""
+<section class="run" id="run-{index}">
+  <h2>{escape(view.name)} <span class="badge {badge_cls}">{escape(badge_text)}</span></h2>
+  <p class="summary">{escape(summary_line(m))}</p>
+  <dl class="facts">{facts}</dl>
+  <h3>Originals (top) and what the server rebuilt (bottom)</h3>
+  {_grid_html(view)}
+  <h3>Per image</h3>
+  <p class="hint">Ordered by image number. PSNR and SSIM: higher = closer to the original
+  (SSIM 1 = identical). Re-id rank 1 = the reconstruction picks out this exact image among all
+  candidates. RDLV: relative gain over the attack's starting image.</p>
+  {table}
+  <h3>Attack loss</h3>
+  {trace}
+  <details class="config"><summary>Full configuration</summary>
+  {config}
+  <p class="provenance">{escape(_provenance(m))}; folder {escape(str(view.path))}</p>
+  </details>
+</section>"""
+
+
+COMPARISON_HEADERS = (
+    "run", "attack", "model", "defense", "PSNR (dB)", "SSIM", "LPIPS", "re-id rate",
+    "chance", "patient re-id", "label accuracy", "update size", "epsilon",
+)  # fmt: skip
+
+
+def comparison_section(views: Sequence[RunView]) -> str:
+    """Several runs side by side: a table, a bar chart per metric, and the images per run."""
+    rows = []
+    for v in views:
+        m = v.metrics
+        rows.append(
+            [
+                v.name,
+                str(m.get("attack", "n/a")),
+                str(m.get("model", "n/a")),
+                _defense_text(m),
+                fmt(m.get("psnr"), 1),
+                fmt(m.get("ssim"), 3),
+                fmt(m.get("lpips"), 3),
+                fmt(m.get("reid_rate")),
+                fmt(m.get("reid_chance"), 3),
+                fmt(m.get("patient_reid_rate")),
+                fmt(m.get("label_accuracy")),
+                fmt_bits(m.get("bits_sent")),
+                fmt(m.get("epsilon"), 3),
+            ]
+        )
+    names = [v.name for v in views]
+    chart = _img(comparison_chart(names, [v.metrics for v in views]), "metrics per run", "chart")
+    strip = ""
+    first = views[0].tensors.get("originals")
+    recons = [v.tensors.get("reconstructions") for v in views]
+    same = first is not None and all(
+        v.tensors.get("originals") is not None
+        and v.tensors["originals"].shape == first.shape
+        and torch.equal(v.tensors["originals"], first)
+        for v in views
+    )
+    if same and all(r is not None and r.shape == first.shape for r in recons):
+        png = side_by_side(first, names, recons)
+        strip = "<h3>Same images, each run's reconstruction</h3>" + _img(
+            png, "reconstructions per run", "side-by-side"
+        )
+    summaries = "".join(
+        f"<li><b>{escape(v.name)}</b>: {escape(summary_line(v.metrics))}</li>" for v in views
+    )
+    return f"""
+<section id="comparison">
+  <h2>Comparison of {len(views)} runs</h2>
+  <ul class="summaries">{summaries}</ul>
+  <p class="hint">Runs in the order given. Re-id rate: share of victim images the server could
+  pick out of the gallery; chance is 1 / gallery size.</p>
+  {_table("comparison", COMPARISON_HEADERS, rows)}
+  {chart}
+  {strip}
+</section>"""
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
+  max-width: 1200px; padding: 1em 2em; color: #222; line-height: 1.4; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; }
+h3 { margin: 1.2em 0 0.4em; color: #444; }
+.summary { font-size: 1.25em; background: #f4f6fa; border-left: 5px solid #4a6fa5;
+  padding: 0.6em 0.9em; }
+.badge { font-size: 0.55em; padding: 0.2em 0.6em; border-radius: 1em; vertical-align: middle;
+  color: #fff; background: #777; }
+.badge.leak { background: #c0392b; } .badge.warn { background: #d68910; }
+.badge.ok { background: #1e8449; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.15em 1em;
+  font-size: 0.92em; }
+dl.facts dt { font-weight: 600; color: #555; } dl.facts dd { margin: 0; }
+img { max-width: 100%; height: auto; display: block; margin: 0.4em 0; }
+img.grid, img.side-by-side { image-rendering: pixelated; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.4em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #eef1f5; cursor: pointer; } tr:nth-child(even) td { background: #fafafa; }
+.note, .hint { color: #666; font-size: 0.9em; } .note { font-style: italic; }
+details.config { margin: 1em 0 2em; } details.config pre { background: #f7f7f7;
+  padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.provenance { color: #888; font-size: 0.8em; }
+ul.summaries li { margin: 0.3em 0; }
+"""
+
+# Optional: click a column header to sort. The tables are already ordered without it.
+SORT_JS = """
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.title = 'click to sort';
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0];
+    var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
+    var key = function (tr) {
+      var t = tr.children[idx].textContent.trim(), v = parseFloat(t);
+      return isNaN(v) ? t : v;
+    };
+    Array.from(body.rows).sort(function (a, b) {
+      var x = key(a), y = key(b);
+      if (typeof x !== typeof y) { return typeof x === 'number' ? -1 : 1; }
+      return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+    }).forEach(function (tr) { body.appendChild(tr); });
+  });
+});
+"""
+
+
+def _unique_names(paths: Sequence[Path]) -> list[str]:
+    """Folder names, lengthened with parent folders until they are distinct."""
+    resolved = [p.resolve() for p in paths]
+    depth = 1
+    while True:
+        names = ["/".join(p.parts[-depth:]) for p in resolved]
+        if len(set(names)) == len(names) or depth >= max(len(p.parts) for p in resolved):
+            return names
+        depth += 1
+
+
+def render_report(views: Sequence[RunView]) -> str:
+    """The whole page as a string."""
+    if not views:
+        raise MedleakError("no run folders given to the report")
+    title = views[0].name if len(views) == 1 else f"{len(views)} runs"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>medleak report: {escape(title)}</title><style>{CSS}</style></head><body>",
+        "<h1>medleak report</h1>",
+        '<p class="hint">How much of the client\'s images an honest-but-curious federated-learning'
+        " server rebuilt from one update, and whether it could tell whose images they are.</p>",
+    ]
+    if len(views) > 1:
+        parts.append(comparison_section(views))
+    parts.extend(run_section(v, i) for i, v in enumerate(views))
+    parts.append(f"<script>{SORT_JS}</script></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dirs: Sequence[Path | str], out: Path | str) -> Path:
+    """Write one self-contained HTML report for one or more run folders; returns its path.
+
+    A folder without ``metrics.json`` is a MedleakError; any other missing file only shortens its
+    section, with a note saying what is missing.
+    """
+    paths = [Path(p) for p in run_dirs]
+    if not paths:
+        raise MedleakError("no run folders given to the report")
+    views = [load_run_view(p, n) for p, n in zip(paths, _unique_names(paths), strict=True)]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(render_report(views), encoding="utf-8")
+    tmp.replace(out)
+    return out

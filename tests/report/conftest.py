@@ -1,0 +1,103 @@
+"""Run folders shaped like the pipeline's output, built from synthetic images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from medleak.metrics import evaluate
+from medleak.report import save_grid
+
+
+def _smooth(n: int, size: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 1, 6, 6, generator=g)
+    return torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic").clamp(0, 1)
+
+
+def make_run_dir(
+    path: Path,
+    *,
+    noise: float = 0.05,
+    sources: list[str] | None = None,
+    defenses: list[dict] | None = None,
+    epsilon: float | None = None,
+    with_tensors: bool = True,
+    with_trace: bool = True,
+    with_config: bool = True,
+    size: int = 48,
+) -> Path:
+    n = 4
+    originals = _smooth(n, size, 0)
+    g = torch.Generator().manual_seed(1)
+    recon = (originals + noise * torch.randn(originals.shape, generator=g)).clamp(0, 1)
+    sources = sources or [f"IM-{i:04d}.jpeg" for i in range(n)]
+    labels = torch.tensor([0, 1, 0, 1])
+    scores = evaluate(
+        originals,
+        recon,
+        initial=torch.rand(originals.shape, generator=g),
+        true_labels=labels,
+        used_labels=labels,
+        sources=sources,
+        patients=["p0", "p1", "p2", "p2"],
+        gallery=_smooth(6, size, 2),
+        gallery_patients=[f"q{i}" for i in range(6)],
+    )
+    config = {
+        "seed": 0,
+        "data": {"source": "phantom", "image_size": size},
+        "attack": {"name": "rog"},
+    }
+    record = {
+        "schema": 1,
+        "medleak_version": "0.1.0",
+        "git_commit": "abc123",
+        "torch_version": torch.__version__,
+        "cpu": "test cpu",
+        "threads": 1,
+        "attack": "rog",
+        "model": "lenet",
+        "channels": 3,
+        "fl": "fedsgd",
+        "labels_source": "known",
+        "seed": 0,
+        "iterations": 20,
+        "seconds": 1.5,
+        **scores.to_dict(),
+        "defenses": defenses or [],
+        "bits_sent": 1.5e6 if defenses else 4.8e7,
+        "bits_raw": 4.8e7,
+        "compression_ratio": 32.0 if defenses else 1.0,
+        "epsilon": epsilon,
+        "delta": 1e-5 if epsilon else None,
+        "config": config,
+    }
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "metrics.json").write_text(json.dumps(record, allow_nan=False))
+    if with_trace:
+        rows = ["iteration,restart,loss"] + [f"{i},0,{10.0 / (i + 1)}" for i in range(20)]
+        (path / "trace.csv").write_text("\n".join(rows) + "\n")
+    if with_config:
+        (path / "config.yaml").write_text(yaml.safe_dump(config))
+    matched = recon[scores.matched]
+    if with_tensors:
+        save_file(
+            {"originals": originals, "reconstructions": matched, "initial": matched.clone()},
+            str(path / "tensors.safetensors"),
+        )
+    save_grid(originals, matched, path / "reconstruction.png")
+    return path
+
+
+@pytest.fixture
+def run_dir_factory(tmp_path):
+    def factory(name: str, **kwargs) -> Path:
+        return make_run_dir(tmp_path / name, **kwargs)
+
+    return factory
