@@ -158,12 +158,12 @@ def _draw_anatomy(rng: np.random.Generator, label: int) -> _Anatomy:
                 _draw_consolidation(rng, lung_w, apex_y, base_y, heart_x)
                 for _ in range(int(rng.integers(1, 3)))
             )
-            diffuse = u(0.0, 0.25)
+            diffuse = u(0.1, 0.3)
         elif kind < 0.85:  # viral / bronchopneumonia: bilateral patchy perihilar opacities
-            diffuse = u(0.5, 0.85)
+            diffuse = u(0.6, 0.9)
         else:  # both
             opacities = (_draw_consolidation(rng, lung_w, apex_y, base_y, heart_x),)
-            diffuse = u(0.3, 0.55)
+            diffuse = u(0.35, 0.6)
     return _Anatomy(
         label=label,
         angle=np.deg2rad(u(-4.0, 4.0)),
@@ -192,8 +192,8 @@ def _draw_anatomy(rng: np.random.Generator, label: int) -> _Anatomy:
         rib_density=u(0.22, 0.34),
         clavicle_y=apex_y + u(0.02, 0.1),
         clavicle_tilt=u(0.0, 0.2),
-        soft_density=u(1.45, 1.75),
-        air_depth=u(1.0, 1.3),
+        soft_density=u(1.35, 1.65),
+        air_depth=u(0.8, 1.1),
         bone_density=u(0.8, 1.2),
         stomach_bubble=u(0.0, 1.0) if rng.random() < 0.6 else 0.0,
         vessels=vessels,
@@ -346,7 +346,7 @@ def _render(a: _Anatomy, noise: np.random.Generator, n: int) -> np.ndarray:
     mu += lungs * (0.12 * vessels + 0.04 * texture)
     if a.label == 1:
         # fluid replaces air: an opacity of 1 would bring the lung back to soft-tissue density
-        mu += 0.8 * a.air_depth * lungs * covered * _opacity(a, noise, x, y, u, g.px)
+        mu += a.air_depth * lungs * covered * _opacity(a, noise, x, y, u, g.px)
 
     # ribs over the dense heart and abdomen barely show
     bones = _ribs(a, y, u) * (1.0 - 0.6 * heart) * (0.35 + 0.65 * _inside(y - a.base_y, 0.08))
