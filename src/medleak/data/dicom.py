@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -122,8 +124,8 @@ def _first_number(value: object, default: float | None) -> float | None:
     """A DS/IS attribute as a float; the first of several values; ``default`` if absent or bad."""
     if value is None or value == "":
         return default
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        items = list(value)  # type: ignore[call-overload]
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        items = list(value)  # pydicom's MultiValue: several windows, the first is the default
         if not items:
             return default
         value = items[0]
@@ -134,7 +136,7 @@ def _first_number(value: object, default: float | None) -> float | None:
     return number if np.isfinite(number) else default
 
 
-def _pydicom():  # noqa: ANN202 - the module object
+def _pydicom() -> ModuleType:
     # imported lazily: phantom and JPEG runs should not pay for pydicom's import
     try:
         import pydicom

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.npyio import NpzFile
 
 from medleak.data.batch import CLASS_NAMES
 from medleak.data.dataset import Dataset, Entry
@@ -78,26 +79,26 @@ def npz_dataset(path: Path, spec: DataSpec) -> Dataset:
     )
 
 
-def _open(path: Path):  # noqa: ANN202 - numpy's NpzFile
+def _open(path: Path) -> NpzFile:
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path.name}: not a readable .npz file ({short_reason(exc)})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
+    if not isinstance(archive, NpzFile):
         raise DataError(f"{path.name}: not a .npz archive (a single array; expected MedMNIST keys)")
     return archive
 
 
-def _member(archive, key: str, path: Path) -> np.ndarray:  # noqa: ANN001
+def _member(archive: NpzFile, key: str, path: Path) -> np.ndarray:
     try:
         return np.asarray(archive[key])
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DataError(f"{path.name}: cannot read {key} ({short_reason(exc)})") from None
 
 
-def _shape(archive, key: str, path: Path) -> tuple[int, ...]:  # noqa: ANN001
+def _shape(archive: NpzFile, key: str, path: Path) -> tuple[int, ...]:
     """Shape of an array in the archive from its .npy header, without reading the data."""
     try:
         with archive.zip.open(key + ".npy") as handle:

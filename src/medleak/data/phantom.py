@@ -167,7 +167,7 @@ def _draw_anatomy(rng: np.random.Generator, label: int) -> _Anatomy:
     return _Anatomy(
         label=label,
         angle=np.deg2rad(u(-4.0, 4.0)),
-        scale=u(0.92, 1.08),
+        scale=u(1.02, 1.18),
         shift_x=u(-0.05, 0.05),
         shift_y=u(-0.06, 0.06),
         chest_w=lung_w + u(0.07, 0.13),
@@ -199,12 +199,12 @@ def _draw_anatomy(rng: np.random.Generator, label: int) -> _Anatomy:
         vessels=vessels,
         opacities=opacities,
         diffuse=diffuse,
-        gain=u(0.88, 1.12),
+        gain=u(0.8, 1.02),
         gamma=u(0.8, 1.25),
         black=u(0.0, 0.05),
         white=u(0.9, 1.0),
-        blur=u(0.005, 0.011),
-        grain=u(0.008, 0.02),
+        blur=u(0.007, 0.014),
+        grain=u(0.005, 0.014),
     )
 
 
@@ -343,7 +343,7 @@ def _render(a: _Anatomy, noise: np.random.Generator, n: int) -> np.ndarray:
     vessels = _draw_segments(a.vessels, g)
     texture = _band_noise(noise, x.shape, 0.01 / g.px)
     vessels = gaussian_filter(vessels, 0.006 / g.px)
-    mu += lungs * (0.12 * vessels + 0.04 * texture)
+    mu += lungs * (0.12 * vessels + 0.025 * texture)
     if a.label == 1:
         # fluid replaces air: an opacity of 1 would bring the lung back to soft-tissue density
         mu += a.air_depth * lungs * covered * _opacity(a, noise, x, y, u, g.px)
@@ -416,7 +416,9 @@ def _lungs(a: _Anatomy, x: np.ndarray, y: np.ndarray, u: np.ndarray, edge: float
     return _inside(outline, edge) * _inside(y - dome, edge)
 
 
-def _mediastinum(a: _Anatomy, x: np.ndarray, y: np.ndarray, u: np.ndarray, edge: float):
+def _mediastinum(
+    a: _Anatomy, x: np.ndarray, y: np.ndarray, u: np.ndarray, edge: float
+) -> np.ndarray:
     """Dense central column, minus the air of the trachea and the main bronchi."""
     central = _inside(u - a.mediastinum_w - 0.02, 6 * edge)
     mu = 0.1 * central
@@ -510,7 +512,7 @@ def _clavicles(a: _Anatomy, y: np.ndarray, u: np.ndarray) -> np.ndarray:
     return 0.45 * _rib_profile(y - yc, w) * reach
 
 
-def _shoulders(a: _Anatomy, x: np.ndarray, y: np.ndarray, u: np.ndarray, edge: float):
+def _shoulders(a: _Anatomy, x: np.ndarray, y: np.ndarray, u: np.ndarray, edge: float) -> np.ndarray:
     """Humeral heads and the lateral border of each scapula, at the upper corners."""
     head = _ellipsoid(u, y, a.chest_w + 0.05, a.shoulder_y + 0.14, 0.14, 0.14, 0.0)
     mu = 0.5 * np.sqrt(head)
