@@ -66,7 +66,8 @@ def test_evaluate_matches_scores_and_is_json_ready(tmp_path) -> None:
     assert all(set(p) == PER_IMAGE_KEYS for p in out["per_image"])
     assert [p["matched_to"] for p in out["per_image"]] == expected
     assert out["label_accuracy"] == 0.5
-    assert out["gallery_size"] == 10 and out["reid_chance"] == pytest.approx(0.1)
+    assert out["gallery_size"] == 10 and out["reid_chance"] == pytest.approx(1 - 0.9**4)
+    assert 0 < out["reid_p_value"] < 0.01
     assert out["reid_rate"] == 1.0 and out["patient_reid_rate"] == 1.0
     assert out["patient_count"] == 3
     assert out["ssim"] > 0.8 and out["psnr"] > 20

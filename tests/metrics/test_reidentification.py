@@ -21,7 +21,8 @@ def test_true_source_ranks_first_even_with_brightness_and_contrast_shift() -> No
     res = reidentify(victims, recon, distractors)
     assert res.ranks == [1, 1, 1] and all(res.reidentified)
     assert res.rate == 1.0 and res.gallery_size == 23
-    assert abs(res.chance - 1 / 23) < 1e-12
+    assert abs(res.chance - (1 - (22 / 23) ** 3)) < 1e-12
+    assert res.p_value < 0.001  # three of three among 23 is no accident
 
 
 def test_identical_distractor_pushes_the_victim_to_rank_two() -> None:
@@ -61,3 +62,19 @@ def test_patient_level() -> None:
     assert res.reidentified == [True, False, False]
     unknown = reidentify(victims, recon, distractors, victim_patients=[None, "p1", "p2"])
     assert unknown.patient_rate is None and "unknown" in unknown.patient_reason
+
+
+def test_chance_level_and_p_value_by_hand() -> None:
+    from medleak.metrics.reidentification import chance_p_value, chance_rate
+
+    assert abs(chance_rate(1, 10) - 0.1) < 1e-12  # one guess among ten
+    assert abs(chance_rate(4, 8) - (1 - (7 / 8) ** 4)) < 1e-12
+    assert abs(chance_p_value(1, 1, 10) - 0.1) < 1e-12
+    # two guesses among 4 images (2 victims): both victims hit = 2/4 * 1/4
+    assert abs(chance_p_value(2, 2, 4) - 1 / 8) < 1e-12
+    assert abs(chance_p_value(1, 2, 4) - (1 - (2 / 4) ** 2)) < 1e-12
+    assert chance_p_value(0, 3, 9) == 1.0
+    # expected hits from the distribution equal n * chance_rate
+    n, g = 4, 8
+    mean = sum(chance_p_value(k, n, g) for k in range(1, n + 1))  # E[K] = sum P(K >= k)
+    assert abs(mean - n * chance_rate(n, g)) < 1e-12

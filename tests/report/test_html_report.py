@@ -86,6 +86,10 @@ def test_summary_line_in_words():
     assert "mean SSIM 0.71" in line and "PSNR 21.3 dB" in line
     assert "4 of 4 images (given to the attacker)" in line
     assert "n/a" in summary_line({})  # an empty record still gives a sentence
+    significant = summary_line({**m, "reid_chance": 0.0379, "reid_p_value": 1e-6})
+    assert "well above random guessing (0.2 of 4 expected" in significant
+    lucky = summary_line({**m, "gallery_size": 8, "reid_chance": 0.41, "reid_p_value": 0.13})
+    assert "no better than random guessing (1.6 of 4 expected, p = 0.13)" in lucky
 
 
 def test_missing_optional_files_degrade_with_notes(run_dir_factory, tmp_path):
@@ -100,6 +104,11 @@ def test_missing_optional_files_degrade_with_notes(run_dir_factory, tmp_path):
     notes = " ".join(page.text_by_class.get("note", []))
     assert "trace.csv" in notes and "tensors.safetensors" in notes and "config" in notes
     assert not page.with_class("table", "comparison")
+    # compared with a complete run: the chart marks the missing values instead of failing
+    full = run_dir_factory("full")
+    page = _parse(write_report([run, full], tmp_path / "both.html"))
+    assert len(page.with_class("img", "chart")) == 1
+    assert not page.with_class("img", "side-by-side")  # one run has no tensors to line up
     # even without reconstruction.png the page renders
     (run / "reconstruction.png").unlink()
     (run / "trace.csv").write_text("garbage\n\x00\n")

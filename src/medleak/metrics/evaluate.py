@@ -67,6 +67,7 @@ class Scores:
             "reid_rate": _num(self.reid.rate),
             "reid_count": sum(self.reid.reidentified),
             "reid_chance": _num(self.reid.chance),
+            "reid_p_value": _num(self.reid.p_value),
             "gallery_size": self.reid.gallery_size,
             "patient_reid_rate": _num(self.reid.patient_rate),
             "patient_reid_count": self.reid.patients_reidentified,
@@ -132,6 +133,10 @@ def evaluate(
     ``gallery`` holds distractors only (the victims are added here). Reconstructions are matched
     to originals by SSIM (linear assignment) before PSNR/SSIM/MS-SSIM/LPIPS/RDLV; re-identification
     and label accuracy do not use that matching.
+
+    ``reid_chance`` in ``to_dict`` is the rate random guessing reaches (1 - (1 - 1/G)^N for N
+    victims in a gallery of G, which is 1/G for a single image) and ``reid_p_value`` the chance
+    of random guessing doing at least as well; see ``medleak.metrics.reidentification``.
     """
     n = originals.shape[0]
     if reconstructions.shape != originals.shape:

@@ -32,6 +32,7 @@ TENSORS_FILE = "tensors.safetensors"
 GRID_FILE = "reconstruction.png"
 CONFIG_FILE = "config.yaml"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SIGNIFICANCE = 0.05  # below this p-value a re-identification rate is not luck
 
 
 @dataclass
@@ -173,6 +174,16 @@ def summary_line(m: dict[str, Any]) -> str:
         parts.append(f"{images[0]} of {images[1]} images re-identified")
     if parts and _is_num(m.get("gallery_size")):
         parts[-1] += f" among {int(m['gallery_size'])} candidates"
+    if images and _is_num(m.get("reid_chance")):
+        expected = m["reid_chance"] * images[1]
+        p = m.get("reid_p_value")
+        if _is_num(p) and images[0] > 0:
+            judged = "well above" if p < SIGNIFICANCE else "no better than"
+            parts[-1] += (
+                f", {judged} random guessing ({expected:.1f} of {images[1]} expected, p = {p:.2g})"
+            )
+        else:
+            parts[-1] += f" (random guessing: {expected:.1f} of {images[1]})"
     parts.append(f"mean SSIM {fmt(m.get('ssim'))}")
     if _is_num(m.get("psnr")):
         parts[-1] += f", PSNR {fmt(m.get('psnr'), 1)} dB"
@@ -184,13 +195,15 @@ def summary_line(m: dict[str, Any]) -> str:
 
 
 def verdict(m: dict[str, Any]) -> tuple[str, str]:
-    """A coloured one-word badge: did anything identifiable leak?"""
-    rate, chance = m.get("reid_rate"), m.get("reid_chance")
+    """A coloured badge: did anything identifiable leak, beyond what guessing achieves?"""
+    rate, p = m.get("reid_rate"), m.get("reid_p_value")
     if not _is_num(rate):
         return "unknown", "re-identification was not measured"
     if rate == 0:
         return "ok", "no image re-identified"
-    if _is_num(chance) and rate <= chance:
+    if _is_num(p) and p >= SIGNIFICANCE:
+        return "warn", "re-identification not above chance"
+    if not _is_num(p) and _is_num(m.get("reid_chance")) and rate <= m["reid_chance"]:
         return "warn", "re-identification at chance level"
     return "leak", "identifiable images leaked"
 
@@ -283,7 +296,8 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
         add(
             "re-identification",
             f"similarity {m.get('similarity', 'n/a')}, gallery of {m.get('gallery_size', 'n/a')} "
-            f"images, chance {m['reid_chance']:.3f}",
+            f"images; random guessing re-identifies {m['reid_chance']:.1%} on average"
+            + (f" (p = {m['reid_p_value']:.2g})" if _is_num(m.get("reid_p_value")) else ""),
         )
     for key, label in (
         ("ms_ssim", "MS-SSIM"),
@@ -407,7 +421,7 @@ def run_section(view: RunView, index: int) -> str:
 
 COMPARISON_HEADERS = (
     "run", "attack", "model", "defense", "PSNR (dB)", "SSIM", "LPIPS", "re-id rate",
-    "chance", "patient re-id", "label accuracy", "update size", "epsilon",
+    "chance", "p", "patient re-id", "label accuracy", "update size", "epsilon",
 )  # fmt: skip
 
 
@@ -427,6 +441,7 @@ def comparison_section(views: Sequence[RunView]) -> str:
                 fmt(m.get("lpips"), 3),
                 fmt(m.get("reid_rate")),
                 fmt(m.get("reid_chance"), 3),
+                fmt(m.get("reid_p_value"), 3),
                 fmt(m.get("patient_reid_rate")),
                 fmt(m.get("label_accuracy")),
                 fmt_bits(m.get("bits_sent")),
@@ -457,7 +472,8 @@ def comparison_section(views: Sequence[RunView]) -> str:
   <h2>Comparison of {len(views)} runs</h2>
   <ul class="summaries">{summaries}</ul>
   <p class="hint">Runs in the order given. Re-id rate: share of victim images the server could
-  pick out of the gallery; chance is 1 / gallery size.</p>
+  pick out of the gallery; chance: the rate random guessing reaches; p: how often random
+  guessing would do at least as well (below 0.05: not luck).</p>
   {_table("comparison", COMPARISON_HEADERS, rows)}
   {chart}
   {strip}
