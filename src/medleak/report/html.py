@@ -250,9 +250,8 @@ def _defense_text(m: dict[str, Any]) -> str:
     for d in defenses:
         if isinstance(d, dict):
             params = d.get("params") or {}
-            args = (
-                ", ".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else ""
-            )
+            shown = params.items() if isinstance(params, dict) else []
+            args = ", ".join(f"{k}={v}" for k, v in shown if v is not None)
             parts.append(f"{d.get('name', '?')}({args})" if args else str(d.get("name", "?")))
         else:
             parts.append(str(d))
@@ -280,7 +279,7 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
         raw = m.get("bits_raw")
         if _is_num(raw):
             sent += f" of {fmt_bits(raw)} uncompressed"
-        if _is_num(m.get("compression_ratio")):
+        if _is_num(m.get("compression_ratio")) and m["compression_ratio"] != 1:
             sent += f" ({m['compression_ratio']:.1f}x smaller)"
         add("update size", sent)
     if _is_num(m.get("epsilon")):
