@@ -54,7 +54,7 @@ ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
             "help": "obfuscation NAME:key=value,... (repeat to chain)",
         },
     ),
-    "--attack": ("attack.name", {"help": "rog (default) or ig"}),
+    "--attack": ("attack.name", {"help": "rog (default), ig or dlg"}),
     "--iterations": (
         "attack.iterations",
         {"type": int, "help": "optimisation steps (default 100)"},
@@ -70,10 +70,49 @@ ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
             "help": "optimise one gray channel (default) or every channel",
         },
     ),
-    "--labels": ("attack.labels", {"choices": ["known"], "help": "label source (known = oracle)"}),
+    "--labels": (
+        "attack.labels",
+        {"choices": ["known", "inferred"], "help": "known = oracle; inferred = from the update"},
+    ),
+    "--aware": (
+        "attack.aware",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "obfuscation-aware matching loss (default on)",
+        },
+    ),
+    "--restarts": (
+        "attack.restarts",
+        {"type": int, "help": "random starts, best by matching loss (default 1)"},
+    ),
+    "--analytic": (
+        "attack.analytic",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "ROG: disaggregate the batch at a wide linear layer (default on)",
+        },
+    ),
+    "--feature-iterations": (
+        "attack.feature_iterations",
+        {
+            "type": int,
+            "help": "ROG analytic stage: feature-inversion steps (default: --iterations)",
+        },
+    ),
+    "--soft-labels": (
+        "attack.soft_labels",
+        {"action": "store_true", "default": None, "help": "DLG: optimise labels jointly"},
+    ),
+    "--preset": (
+        "attack.preset",
+        {"choices": ["rog-core"], "help": "rog-core = the reference ROG core exactly"},
+    ),
     "--attack-lr": ("attack.lr", {"type": float, "help": "attack step size (default: published)"}),
     "--tv": ("attack.tv", {"type": float, "help": "total-variation weight (Inverting Gradients)"}),
-    "--prior": ("attack.prior", {"help": "post-processing prior (default none)"}),
+    "--prior": (
+        "attack.prior",
+        {"help": "post-processing: none, classical, or a prior.safetensors (train-prior)"},
+    ),
     "--gallery-size": (
         "metrics.gallery_size",
         {"type": int, "help": "re-identification distractors"},
@@ -94,7 +133,7 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     for flag, (_, kwargs) in ATTACK_OPTIONS.items():
-        parser.add_argument(flag, default=None, **kwargs)
+        parser.add_argument(flag, **{"default": None, **kwargs})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     commands.add_parser("defenses", help="list every obfuscation with its parameters")
+    prior = commands.add_parser(
+        "train-prior", help="train the learned post-processing prior (a small U-Net)"
+    )
+    prior.add_argument("--data", default="phantom", help="training images: 'phantom' or a path")
+    prior.add_argument("--split", default=None, help="Kaggle/MedMNIST split (use train)")
+    prior.add_argument("--out", required=True, help="output .safetensors file")
+    prior.add_argument("--image-size", type=int, default=128, help="side in pixels")
+    prior.add_argument("--count", type=int, default=300, help="training images (phantoms)")
+    prior.add_argument("--epochs", type=int, default=8, help="passes over the images")
+    prior.add_argument("--width", type=int, default=16, help="U-Net base channels")
+    prior.add_argument("--seed", type=int, default=0, help="seed for data and training")
+    prior.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    prior.add_argument("--quiet", action="store_true", help="no progress bar")
     report = commands.add_parser("report", help="one HTML report from one or more run folders")
     report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
     report.add_argument("--out", default="report.html", help="HTML file to write")
@@ -203,8 +255,32 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_train_prior(args: argparse.Namespace) -> int:
+    import torch
+
+    from medleak.attacks.priors.learned import TrainConfig, train_prior_file
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise MedleakError(f"threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        data=args.data,
+        split=args.split,
+        image_size=args.image_size,
+        count=args.count,
+        epochs=args.epochs,
+        width=args.width,
+        seed=args.seed,
+    )
+    loss = train_prior_file(config, Path(args.out), quiet=args.quiet)
+    print(f"prior written to {args.out} (final training loss {loss:.4g})")
+    return 0
+
+
 COMMANDS = {
     "attack": command_attack,
+    "train-prior": command_train_prior,
     "demo": command_demo,
     "defenses": command_defenses,
     "report": command_report,

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from medleak.attacks import inverting_gradients, rog
+from medleak.attacks import dlg, inverting_gradients, rog
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.options import AttackOptions
+from medleak.attacks.presets import PRESETS, apply_preset
+from medleak.attacks.priors import check_prior
 from medleak.errors import ConfigError
 
 Attack = Callable[..., Reconstruction]
@@ -17,6 +19,7 @@ Attack = Callable[..., Reconstruction]
 ATTACKS: dict[str, Attack] = {
     "rog": rog.attack,
     "ig": inverting_gradients.attack,
+    "dlg": dlg.attack,
 }
 
 
@@ -28,9 +31,12 @@ def get_attack(name: str) -> Attack:
 
 __all__ = [
     "ATTACKS",
+    "PRESETS",
     "AttackOptions",
     "Progress",
     "Reconstruction",
     "ServerKnowledge",
+    "apply_preset",
+    "check_prior",
     "get_attack",
 ]

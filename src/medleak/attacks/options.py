@@ -8,6 +8,7 @@ from typing import Literal
 from medleak.errors import ConfigError
 
 ReconstructChannels = Literal["gray", "all"]
+LabelsChoice = Literal["known", "inferred"]
 
 
 @dataclass(frozen=True)
@@ -18,19 +19,35 @@ class AttackOptions:
     scale_factor: ROG's latent is image_size / scale_factor pixels on a side (ROG: 4).
     reconstruct_channels: ``gray`` optimises one channel and replicates it for a 3-channel model
         (an X-ray is gray); ``all`` optimises every channel as the ROG reference does.
-    labels: ``known`` uses the true labels (the oracle ROG assumes).
+    labels: ``known`` uses the true labels (the oracle ROG assumes); ``inferred`` recovers them
+        from the update (iDLG / LLG+, or per image from the disaggregated features).
     lr: step size; None takes the attack's published default.
     tv: total-variation weight (Inverting Gradients' alpha); None takes the attack's default.
-    prior: post-processing applied after optimisation (``none`` for now).
+    prior: post-processing after optimisation: ``none``, ``classical`` or a ``.safetensors``
+        file written by ``medleak train-prior``.
+    aware: match the update the way its obfuscation allows (``attacks.aware_loss``); False
+        uses the attack's own loss whatever the defense.
+    restarts: independent random starts; the lowest final matching loss wins.
+    analytic: when the model has a wide linear layer on non-negative features and the update is
+        not obfuscated, split the batch gradient into per-image features and invert them
+        (``attacks.disaggregation``); otherwise the optimisation alone runs.
+    feature_iterations: L-BFGS iterations of the feature inversion (analytic path only);
+        None uses ``iterations``.
+    soft_labels: DLG only: with ``labels="inferred"``, optimise soft labels jointly (as DLG).
     """
 
     iterations: int = 100
     scale_factor: int = 4
     reconstruct_channels: ReconstructChannels = "gray"
-    labels: Literal["known"] = "known"
+    labels: LabelsChoice = "known"
     lr: float | None = None
     tv: float | None = None
     prior: str = "none"
+    aware: bool = True
+    restarts: int = 1
+    analytic: bool = True
+    feature_iterations: int | None = None
+    soft_labels: bool = False
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -41,8 +58,14 @@ class AttackOptions:
             raise ConfigError(
                 f"reconstruct-channels must be gray or all, got {self.reconstruct_channels!r}"
             )
-        if self.labels != "known":
-            raise ConfigError(f"labels must be 'known', got {self.labels!r}")
+        if self.labels not in ("known", "inferred"):
+            raise ConfigError(f"labels must be 'known' or 'inferred', got {self.labels!r}")
+        if self.restarts < 1:
+            raise ConfigError(f"restarts must be a positive integer, got {self.restarts}")
+        if self.feature_iterations is not None and self.feature_iterations < 1:
+            raise ConfigError(
+                f"feature iterations must be a positive integer, got {self.feature_iterations}"
+            )
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"attack learning rate must be > 0, got {self.lr}")
         if self.tv is not None and self.tv < 0:

@@ -1,11 +1,19 @@
-"""ROG: reconstruction from obfuscated gradients (Yue et al., USENIX Security 2023).
+"""ROG: reconstruction from obfuscated gradients (Yue et al., USENIX Security 2023), completed.
 
-The attacker optimises a LOW-RESOLUTION latent image (side = image size / scale factor, ROG's
-default 4), upsamples it bicubically and matches the resulting dummy update to the received one
-in squared L2. The low dimension of the latent is what makes ROG robust to obfuscation noise:
-there are far fewer unknowns than constraints. Published defaults: latent uniform in [0, 1], Adam
-at lr 0.05 with cosine annealing to 0.1 lr, 100 iterations. Post-processing (ROG's learned
-refinement) plugs in through ``medleak.attacks.priors``.
+The core (``--preset rog-core``) is the reference: the attacker optimises a LOW-RESOLUTION latent
+image (side = image size / scale factor, ROG's default 4), upsamples it bicubically and matches
+the resulting dummy update to the received one in squared L2, with the true labels. The low
+dimension of the latent is what makes ROG robust to obfuscation noise. Published defaults:
+latent uniform in [0, 1], Adam at lr 0.05 with cosine annealing to 0.1 lr, 100 iterations.
+
+medleak's full attack adds, each switchable:
+- labels inferred from the update (``attacks.labels``), not an oracle;
+- a gray latent replicated to the model's channels (an X-ray is gray);
+- an obfuscation-aware matching loss (``attacks.aware_loss``);
+- random restarts, best by matching loss (``attacks.restarts``);
+- an analytic stage for models with a wide linear layer on non-negative features: split the
+  batch gradient into per-image features and invert them (``attacks.analytic``);
+- post-processing by a prior (``attacks.priors``).
 """
 
 from __future__ import annotations
@@ -13,20 +21,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from medleak.attacks import analytic
+from medleak.attacks.aware_loss import aware_loss, loss_kind
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import (
     check_image_size,
     check_update_fits,
     dummy_update,
-    labels_for,
     reconstruction_channels,
     report,
     seeded_uniform,
     trainable_params,
 )
-from medleak.attacks.gradient_matching import squared_l2
+from medleak.attacks.feature_inversion import DEFAULT_TV
+from medleak.attacks.labels import resolve_labels
 from medleak.attacks.options import AttackOptions
 from medleak.attacks.priors import apply_prior
+from medleak.attacks.restarts import Run, best_of
 from medleak.fl import Update
 
 DEFAULT_LR = 0.05
@@ -37,6 +48,46 @@ def upsample(latent: torch.Tensor, size: int) -> torch.Tensor:
     if latent.shape[-1] == size:
         return latent
     return F.interpolate(latent, size=(size, size), mode="bicubic", align_corners=False)
+
+
+def optimise_latent(
+    update: Update,
+    knowledge: ServerKnowledge,
+    options: AttackOptions,
+    labels: torch.Tensor,
+    seed: int,
+    progress: Progress | None,
+) -> Run:
+    """One ROG optimisation of the low-resolution latent from the seed's uniform start."""
+    size = knowledge.image_size
+    side = size // options.scale_factor
+    channels = reconstruction_channels(knowledge, options)
+    params = trainable_params(knowledge)
+    target = {n: t.detach() for n, t in update.tensors.items()}
+    loss_fn = aware_loss(update.defenses, options.aware)
+
+    latent = seeded_uniform((knowledge.batch_size, channels, side, side), seed)
+    latent.requires_grad_(True)
+    lr = options.lr or DEFAULT_LR
+    optimizer = torch.optim.Adam([latent], lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=options.iterations, eta_min=0.1 * lr
+    )
+    trace: list[float] = []
+    for iteration in range(options.iterations):
+        optimizer.zero_grad(set_to_none=True)
+        dummy = dummy_update(knowledge, params, upsample(latent, size), labels, update)
+        loss = loss_fn(dummy, target)
+        loss.backward(inputs=[latent])
+        optimizer.step()
+        schedule.step()
+        with torch.no_grad():
+            latent.clamp_(0, 1)
+        trace.append(loss.item())
+        report(progress, iteration, trace[-1])
+    with torch.no_grad():
+        images = upsample(latent, size).clamp(0, 1).mean(1, keepdim=True)
+    return Run(images, trace, trace[-1])
 
 
 def attack(
@@ -50,35 +101,66 @@ def attack(
     check_update_fits(update, knowledge)
     check_image_size(knowledge, options.scale_factor)
     size = knowledge.image_size
-    side = size // options.scale_factor
-    channels = reconstruction_channels(knowledge, options)
-    labels = labels_for(knowledge, options)
-    params = trainable_params(knowledge)
-    target = {n: t.detach() for n, t in update.tensors.items()}
+    labels = resolve_labels(update, knowledge, options, seed)
+    info: dict = {
+        "latent_size": size // options.scale_factor,
+        "reconstruct_channels": options.reconstruct_channels,
+        "aware": options.aware,
+        "loss": loss_kind(update.defenses) if options.aware else "exact",
+    }
 
-    latent = seeded_uniform((knowledge.batch_size, channels, side, side), seed)
-    initial = upsample(latent, size).clamp(0, 1).mean(1, keepdim=True)
-    latent.requires_grad_(True)
-    lr = options.lr or DEFAULT_LR
-    optimizer = torch.optim.Adam([latent], lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=options.iterations, eta_min=0.1 * lr
-    )
-    trace: list[float] = []
-    for iteration in range(options.iterations):
-        optimizer.zero_grad(set_to_none=True)
-        dummy = dummy_update(knowledge, params, upsample(latent, size), labels, update)
-        loss = squared_l2(dummy, target)
-        loss.backward(inputs=[latent])
-        optimizer.step()
-        schedule.step()
-        with torch.no_grad():
-            latent.clamp_(0, 1)
-        trace.append(loss.item())
-        report(progress, iteration, trace[-1])
+    found = None
+    if options.analytic and loss_kind(update.defenses) == "exact":
+        found = analytic.disaggregate_update(knowledge, update, seed)
+    if found is not None:
+        layer, parts = found
+        tv = DEFAULT_TV if options.tv is None else options.tv
+        steps = options.feature_iterations or options.iterations
+        images, initial, trace, evaluations = analytic.reconstruct(
+            knowledge, layer, parts, steps, tv, seed, progress
+        )
+        if options.labels == "inferred" and parts.labels is not None:
+            labels = parts.labels
+        info.update(
+            stage="analytic",
+            layer=layer.weight_name,
+            rank_energy=parts.rank_energy,
+            feature_iterations=steps,
+            feature_evaluations=evaluations,
+            gradient_evaluations=0,
+            budget=0,
+            trace_restart=[0] * len(trace),
+        )
+    else:
+        best, summary = best_of(
+            lambda s: optimise_latent(update, knowledge, options, labels, s, progress),
+            options.restarts,
+            seed,
+        )
+        images, trace = best.images, summary.pop("trace")
+        initial = (
+            upsample(
+                seeded_uniform(
+                    (
+                        knowledge.batch_size,
+                        reconstruction_channels(knowledge, options),
+                        size // options.scale_factor,
+                        size // options.scale_factor,
+                    ),
+                    seed + summary["chosen_restart"],
+                ),
+                size,
+            )
+            .clamp(0, 1)
+            .mean(1, keepdim=True)
+        )
+        info.update(
+            stage="optimisation",
+            gradient_evaluations=options.iterations * options.restarts,
+            budget=options.iterations * options.restarts,
+            **summary,
+        )
 
-    with torch.no_grad():
-        images = upsample(latent, size).clamp(0, 1).mean(1, keepdim=True)
     images = apply_prior(options.prior, images)
     return Reconstruction(
         images=images,
@@ -86,5 +168,5 @@ def attack(
         labels_source=options.labels,
         initial_images=initial,
         trace=trace,
-        info={"latent_size": side, "reconstruct_channels": options.reconstruct_channels},
+        info=info,
     )

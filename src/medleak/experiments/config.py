@@ -54,6 +54,12 @@ class AttackConfig:
     lr: float | None = None
     tv: float | None = None
     prior: str = "none"
+    aware: bool = True
+    restarts: int = 1
+    analytic: bool = True
+    feature_iterations: int | None = None
+    soft_labels: bool = False
+    preset: str | None = None
 
 
 @dataclass

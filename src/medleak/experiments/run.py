@@ -13,7 +13,15 @@ from typing import Any
 
 import torch
 
-from medleak.attacks import AttackOptions, Progress, Reconstruction, ServerKnowledge, get_attack
+from medleak.attacks import (
+    AttackOptions,
+    Progress,
+    Reconstruction,
+    ServerKnowledge,
+    apply_preset,
+    check_prior,
+    get_attack,
+)
 from medleak.data import Batch, Dataset, DataSpec, open_dataset, select_batch
 from medleak.defenses import DefenseChain, build_chain
 from medleak.errors import ConfigError
@@ -58,7 +66,14 @@ def plan_run(config: RunConfig) -> Plan:
         lr=config.attack.lr,
         tv=config.attack.tv,
         prior=config.attack.prior,
+        aware=config.attack.aware,
+        restarts=config.attack.restarts,
+        analytic=config.attack.analytic,
+        feature_iterations=config.attack.feature_iterations,
+        soft_labels=config.attack.soft_labels,
     )
+    options = apply_preset(config.attack.preset, options)
+    check_prior(options.prior)
     if config.attack.name == "rog" and config.data.image_size % options.scale_factor:
         raise ConfigError(
             f"image size {config.data.image_size} is not divisible by scale factor "

@@ -1,6 +1,8 @@
 """Post-processing priors applied to an attack's output (ROG's refinement seam).
 
-Registry: name -> function mapping N x 1 x H x W images in [0, 1] to refined images.
+Registry: name -> function mapping N x 1 x H x W images in [0, 1] to refined images. Besides the
+names, a path to a ``.safetensors`` file written by ``medleak train-prior`` selects the learned
+prior (``priors.learned``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 
+from medleak.attacks.priors.classical import classical
 from medleak.errors import ConfigError
 
 Prior = Callable[[torch.Tensor], torch.Tensor]
@@ -19,11 +22,32 @@ def identity(images: torch.Tensor) -> torch.Tensor:
     return images
 
 
-PRIORS: dict[str, Prior] = {"none": identity}
+PRIORS: dict[str, Prior] = {"none": identity, "classical": classical}
+
+
+def _is_file_prior(name: str) -> bool:
+    return name.endswith(".safetensors") or "/" in name
+
+
+def resolve_prior(name: str) -> Prior:
+    """The prior function for ``name``: a registered name or a learned-prior file."""
+    if name in PRIORS:
+        return PRIORS[name]
+    if _is_file_prior(name):
+        from medleak.attacks.priors.learned import load_prior
+
+        return load_prior(name)
+    raise ConfigError(
+        f"unknown prior {name!r}; choose from {', '.join(sorted(PRIORS))} or a .safetensors file"
+    )
+
+
+def check_prior(name: str) -> None:
+    """Fail now (one line) if the prior does not exist or its file is unreadable."""
+    resolve_prior(name)
 
 
 def apply_prior(name: str, images: torch.Tensor) -> torch.Tensor:
-    if name not in PRIORS:
-        raise ConfigError(f"unknown prior {name!r}; choose from {', '.join(sorted(PRIORS))}")
+    prior = resolve_prior(name)
     with torch.no_grad():
-        return PRIORS[name](images).clamp(0, 1)
+        return prior(images).clamp(0, 1)

@@ -1,0 +1,88 @@
+"""The analytic stage of the full attack: disaggregate the batch, then invert each image's features.
+
+Applies when the victim model has a wide linear layer fed by non-negative features (ROG's LeNet:
+conv features -> 512-unit bias-free linear -> ReLU -> linear), and the update is not obfuscated
+(sign, sparsification and noise break the exact rank-B, non-negative structure the LP relies on).
+Otherwise the caller falls back to optimisation alone.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from medleak.attacks.base import Progress, ServerKnowledge
+from medleak.attacks.disaggregation import Disaggregation, disaggregate
+from medleak.attacks.dummy import seeded_uniform
+from medleak.attacks.feature_inversion import invert_features
+from medleak.attacks.layers import LinearLayer, layer_input, linear_layers
+from medleak.fl import Update
+from medleak.models import to_model_input
+
+# The top-B singular values must hold this much of the gradient's energy: an unobfuscated
+# FedSGD gradient holds ~1 - 1e-15, an obfuscated one visibly less.
+MIN_RANK_ENERGY = 0.999
+
+
+def exposed_layer(knowledge: ServerKnowledge, update: Update) -> LinearLayer | None:
+    """The first linear layer, if it is wider than the batch and fed by non-negative inputs."""
+    layers = linear_layers(knowledge.model)
+    if len(layers) < 2:
+        return None
+    first = layers[0]
+    if first.weight_name not in update.tensors:
+        return None
+    if first.module.out_features <= knowledge.batch_size:
+        return None
+    probe = torch.full((1, 1, knowledge.image_size, knowledge.image_size), 0.5)
+    with torch.no_grad():
+        inputs = layer_input(
+            knowledge.model, first.module, to_model_input(probe, knowledge.channels)
+        )
+    return first if bool((inputs >= 0).all()) else None
+
+
+def disaggregate_update(
+    knowledge: ServerKnowledge, update: Update, seed: int
+) -> tuple[LinearLayer, Disaggregation] | None:
+    """Per-image features of the exposed layer, or None when the structure is not there."""
+    layer = exposed_layer(knowledge, update)
+    if layer is None:
+        return None
+    layers = linear_layers(knowledge.model)
+    head = layers[1] if len(layers) == 2 else None
+    w1 = layer.module.weight.detach()
+    w2 = head.module.weight.detach() if head is not None else None
+    gradient = update.tensors[layer.weight_name].detach() / update.fl.steps
+    result = disaggregate(gradient, knowledge.batch_size, seed, w1, w2)
+    if result is None or result.rank_energy < MIN_RANK_ENERGY:
+        return None
+    return layer, result
+
+
+def reconstruct(
+    knowledge: ServerKnowledge,
+    layer: LinearLayer,
+    found: Disaggregation,
+    iterations: int,
+    tv: float,
+    seed: int,
+    progress: Progress | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[float], int]:
+    """Gray images whose features match the disaggregated ones; their start; the trace; and
+    the number of feature evaluations.
+
+    The start is mid-gray plus faint seeded noise (so restarts and seeds differ).
+    """
+    size = knowledge.image_size
+    scaled = found.labels is not None
+
+    def features(gray: torch.Tensor) -> torch.Tensor:
+        return layer_input(knowledge.model, layer.module, to_model_input(gray, knowledge.channels))
+
+    shape = (len(found.features), 1, size, size)
+    initial = 0.5 + 0.05 * (seeded_uniform(shape, seed) - 0.5)
+    target = found.features if scaled else found.directions
+    images, trace, evaluations = invert_features(
+        features, target, initial, iterations, scaled, tv, progress
+    )
+    return images, initial, trace, evaluations
