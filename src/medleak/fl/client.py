@@ -1,7 +1,9 @@
 """The client's computation, written functionally so the attacker can differentiate through it.
 
 The same function computes the real update (client side) and the dummy update that an attack
-matches (server side, with ``create_graph=True``), so both sides agree by construction.
+matches (server side, with ``create_graph=True``), so both sides agree by construction. On the
+attacker's side the layers run as :mod:`medleak.fl.double_backward` functions, the same values
+with a backward pass that is cheaper to differentiate again (the attack loop's hot path).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 from torch.func import functional_call
 
 from medleak.data.batch import Batch
+from medleak.fl.double_backward import lean_layers
 from medleak.fl.update import FLSettings, Update
 from medleak.models import to_model_input
 
@@ -54,10 +57,34 @@ def client_update_tensors(
 
     FedAvg's (w0 - w_tau) / lr equals the sum of the tau step gradients; it is accumulated as that
     sum because subtracting nearly equal float32 weights at lr = 1e-4 would lose digits.
+
+    ``create_graph=True`` (the attacker) keeps the result differentiable w.r.t. ``inputs`` and
+    runs the layers as :func:`medleak.fl.double_backward.lean_layers`: the same values, and a
+    second backward pass without the work PyTorch's generic double backward wastes.
     """
-    names = list(params)
     buffers = buffers_of(model)
-    current = dict(params)
+    if not create_graph:
+        return _sgd_steps(model, dict(params), buffers, inputs, targets, settings, False)
+    # Views, not the leaves themselves: the autograd engine cannot be asked during
+    # ``autograd.grad`` whether it will use a leaf's gradient, and the lean layers ask it.
+    current = {n: p.view_as(p) for n, p in params.items()}
+    if inputs.is_leaf and inputs.requires_grad:
+        inputs = inputs.view_as(inputs)
+    with lean_layers():
+        return _sgd_steps(model, current, buffers, inputs, targets, settings, True)
+
+
+def _sgd_steps(
+    model: nn.Module,
+    current: Params,
+    buffers: Params,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    settings: FLSettings,
+    create_graph: bool,
+) -> Params:
+    """Sum of the step gradients of ``settings.steps`` full-batch SGD steps from ``current``."""
+    names = list(current)
     total: list[torch.Tensor] | None = None
     for _ in range(settings.steps):
         loss = batch_loss(model, current, buffers, inputs, targets)
