@@ -8,13 +8,18 @@ Otherwise the caller falls back to optimisation alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import torch
 
+from medleak.attacks.aware_loss import loss_kind
 from medleak.attacks.base import Progress, ServerKnowledge
 from medleak.attacks.disaggregation import Disaggregation, disaggregate
 from medleak.attacks.dummy import seeded_uniform
 from medleak.attacks.feature_inversion import invert_features
 from medleak.attacks.layers import LinearLayer, layer_input, linear_layers
+from medleak.attacks.low_rank import complete, truncated_svd
 from medleak.fl import Update
 from medleak.models import to_model_input
 
@@ -41,6 +46,24 @@ def exposed_layer(knowledge: ServerKnowledge, update: Update) -> LinearLayer | N
     return first if bool((inputs >= 0).all()) else None
 
 
+def denoised_gradient(
+    gradient: torch.Tensor, defenses: Sequence[Mapping[str, Any]], rank: int
+) -> torch.Tensor | None:
+    """The rank-B gradient behind an obfuscated one (``low_rank``), or None for sign."""
+    kind = loss_kind(defenses)
+    if kind == "exact":
+        return gradient
+    if kind == "sparse":
+        rescale = 1.0
+        for d in defenses:
+            if d.get("name") == "randk":
+                rescale /= float(d.get("params", {}).get("ratio", 1.0))
+        return complete(gradient, rank, rescale=rescale)
+    if kind == "noise":
+        return truncated_svd(gradient, rank)
+    return None
+
+
 def disaggregate_update(
     knowledge: ServerKnowledge, update: Update, seed: int
 ) -> tuple[LinearLayer, Disaggregation] | None:
@@ -52,9 +75,17 @@ def disaggregate_update(
     head = layers[1] if len(layers) == 2 else None
     w1 = layer.module.weight.detach()
     w2 = head.module.weight.detach() if head is not None else None
-    gradient = update.tensors[layer.weight_name].detach() / update.fl.steps
-    result = disaggregate(gradient, knowledge.batch_size, seed, w1, w2)
-    if result is None or result.rank_energy < MIN_RANK_ENERGY:
+    raw = update.tensors[layer.weight_name].detach() / update.fl.steps
+    gradient = denoised_gradient(raw, update.defenses, knowledge.batch_size)
+    if gradient is None:
+        return None
+    exact = loss_kind(update.defenses) == "exact"
+    # The head's scale/label fit needs exact coefficients; under obfuscation it is unreliable,
+    # so only directions are kept (cosine feature loss) and labels come from LLG+.
+    result = disaggregate(gradient, knowledge.batch_size, seed, w1 if exact else None, w2)
+    if result is None:
+        return None
+    if exact and result.rank_energy < MIN_RANK_ENERGY:
         return None
     return layer, result
 

@@ -7,7 +7,7 @@ each f_k is an EXTREME RAY of the cone {x in row space : x >= 0}: a mix of two i
 only where both are, and a difference of two has negative entries. So the B extreme rays of that
 cone are the B individual feature vectors, up to scale. Each ray is the optimum of a small linear
 programme (random positive objective over the cone cut by sum(x) = 1); a few random objectives
-find all B.
+find all B. Under obfuscation noise the orthant constraint is relaxed by a small tolerance.
 
 The scale and the label of each image then follow from the layer after it (2-layer head
 h = ReLU(W1 f), logits = W2 h, cross-entropy): row i of the gradient is
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.optimize import linprog
-from scipy.sparse import csr_matrix, hstack, identity
 
 # Enough sampled coordinates to hold thousands of each image's zeros, few enough for a fast LP.
 MAX_LP_COORDINATES = 8192
@@ -46,18 +45,26 @@ class Disaggregation:
 
 
 def row_space(gradient: torch.Tensor, rank: int) -> tuple[torch.Tensor, float]:
-    """Orthonormal basis (rank x F) of the top-``rank`` right singular vectors, and its energy."""
+    """Orthonormal basis (rank x F) of the top-``rank`` right singular vectors, and its energy.
+
+    Computed from the small R x R Gram matrix (R = layer width << F features), much faster than
+    a full SVD of the R x F gradient.
+    """
     g = gradient.double()
-    _, s, vh = torch.linalg.svd(g, full_matrices=False)
-    energy = float((s[:rank] ** 2).sum() / (s**2).sum().clamp(min=1e-300))
-    return vh[:rank], energy
+    values, vectors = torch.linalg.eigh(g @ g.T)
+    values, vectors = values.flip(0).clamp(min=0), vectors.flip(1)
+    basis = vectors[:, :rank].T @ g
+    basis = basis / basis.norm(dim=1, keepdim=True).clamp(min=1e-300)
+    energy = float(values[:rank].sum() / values.sum().clamp(min=1e-300))
+    return basis, energy
 
 
-def extreme_rays(basis: torch.Tensor, count: int, seed: int, tries: int | None = None):
-    """Up to ``count`` distinct extreme rays of {x = basis^T c : x >= 0}, as unit vectors.
+def extreme_rays(basis: torch.Tensor, count: int, seed: int, slack: float = 0.0, tries: int = 0):
+    """Up to ``count`` distinct extreme rays of {x = basis^T c : x >= -slack/m, sum x = 1}.
 
-    A slack variable per coordinate (penalised) keeps the LP feasible when obfuscation noise
-    has pushed the subspace slightly off the non-negative orthant.
+    ``slack`` lets each coordinate go slightly negative (relative to the mean coordinate 1/m):
+    obfuscation noise leaves the true rays a little outside the orthant, and without it the LP
+    can only find interior mixtures. Returned as unit vectors in feature space.
     """
     rng = np.random.default_rng(seed)
     q_full = basis.numpy()
@@ -65,33 +72,46 @@ def extreme_rays(basis: torch.Tensor, count: int, seed: int, tries: int | None =
     cols = np.sort(rng.choice(n, size=min(n, MAX_LP_COORDINATES), replace=False))
     q = q_full[:, cols]
     r, m = q.shape
-    scale = np.sqrt(m)
     found: list[np.ndarray] = []
     for _ in range(tries or 4 * count):
         weights = rng.random(m) + 0.5
-        # variables: c (r, free), slack (m, >= 0); min w.x + penalty sum(slack)
-        objective = np.concatenate([q @ weights, np.full(m, 50.0)])
-        a_ub = hstack([csr_matrix(-q.T), -identity(m, format="csr")], format="csr")
-        a_eq = np.concatenate([q.sum(1), np.zeros(m)])[None] / scale
         result = linprog(
-            objective,
-            A_ub=a_ub,
-            b_ub=np.zeros(m),
-            A_eq=a_eq,
-            b_eq=[1.0 / scale],
-            bounds=[(None, None)] * r + [(0, None)] * m,
+            q @ weights,
+            A_ub=-q.T,
+            b_ub=np.full(m, slack / m),
+            A_eq=q.sum(1)[None],
+            b_eq=[1.0],
+            bounds=[(None, None)] * r,
             method="highs",
         )
         if result.status != 0:
             continue
-        c = result.x[:r]
-        c = c / np.linalg.norm(c)
-        if not any(abs(float(c @ g)) > 0.999 for g in found):
-            found.append(c)
-        if len(found) == count:
-            break
-    rays = torch.tensor(np.stack(found)) @ basis if found else basis[:0]
+        found.append(result.x / np.linalg.norm(result.x))
+    chosen = most_distinct(found, count)
+    rays = torch.tensor(np.stack(chosen)) @ basis if chosen else basis[:0]
     return rays / rays.norm(dim=1, keepdim=True)
+
+
+def most_distinct(candidates: list[np.ndarray], count: int) -> list[np.ndarray]:
+    """Farthest-point selection: noisy LP solutions cluster around each ray, pick one per
+    cluster. Returns fewer than ``count`` when fewer than ``count`` clusters exist."""
+    if not candidates:
+        return []
+    chosen = [candidates[0]]
+    while len(chosen) < count:
+        closeness = [max(abs(float(c @ g)) for g in chosen) for c in candidates]
+        best = int(np.argmin(closeness))
+        if closeness[best] > DUPLICATE_COSINE:
+            break
+        chosen.append(candidates[best])
+    return chosen
+
+
+# Two LP solutions closer than this (in the B-dimensional coordinates) are the same ray.
+DUPLICATE_COSINE = 0.99999
+
+# Tried in order until B distinct rays appear: exact first, then growing noise tolerance.
+SLACKS = (0.0, 0.03, 0.1, 0.3, 1.0)
 
 
 def head_scales(
@@ -134,8 +154,11 @@ def disaggregate(
 ) -> Disaggregation | None:
     """Per-image features from a linear layer's weight gradient (rows x F), or None on failure."""
     basis, energy = row_space(gradient, batch_size)
-    rays = extreme_rays(basis, batch_size, seed)
-    if len(rays) < batch_size:
+    for slack in SLACKS:
+        rays = extreme_rays(basis, batch_size, seed, slack)
+        if len(rays) == batch_size:
+            break
+    else:
         return None
     # Orient each ray to be non-negative (the LP's x >= 0 already does, up to noise).
     rays = rays * torch.where(rays.sum(1, keepdim=True) >= 0, 1.0, -1.0)

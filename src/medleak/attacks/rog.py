@@ -110,7 +110,7 @@ def attack(
     }
 
     found = None
-    if options.analytic and loss_kind(update.defenses) == "exact":
+    if options.analytic:
         found = analytic.disaggregate_update(knowledge, update, seed)
     if found is not None:
         layer, parts = found
