@@ -61,6 +61,7 @@ def _one_run(
         variables,
         lr=options.lr or 1.0,
         max_iter=options.iterations,
+        max_eval=options.iterations,
         history_size=HISTORY,
         line_search_fn="strong_wolfe",
     )

@@ -2,32 +2,74 @@
 
 Full-resolution dummy images, loss = 1 - cosine similarity of the concatenated updates plus a
 total-variation prior, Adam on the SIGN of the image gradient, step decay by 10x at 3/8, 5/8 and
-7/8 of the iterations, images clamped to the valid box [0, 1] after every step.
+7/8 of the iterations, images clamped to the valid box [0, 1] after every step; several random
+restarts, best by loss.
+medleak adds inferred labels and, under an obfuscation, the aware loss (``attacks.aware_loss``).
 """
 
 from __future__ import annotations
 
 import torch
 
+from medleak.attacks.aware_loss import aware_loss, loss_kind
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import (
     check_update_fits,
     dummy_update,
-    labels_for,
     reconstruction_channels,
     report,
     seeded_uniform,
     trainable_params,
 )
 from medleak.attacks.gradient_matching import cosine, total_variation
+from medleak.attacks.labels import resolve_labels
 from medleak.attacks.options import AttackOptions
 from medleak.attacks.priors import apply_prior
+from medleak.attacks.restarts import Run, best_of
 from medleak.fl import Update
 
 # Geiping et al. use lr 0.1 on images normalised by the data set std (about 0.25 for X-rays); the
 # same step in medleak's [0, 1] pixel space is about 0.03.
 DEFAULT_LR = 0.03
 DEFAULT_TV = 1e-4
+
+
+def _one_run(
+    update: Update,
+    knowledge: ServerKnowledge,
+    options: AttackOptions,
+    labels: torch.Tensor,
+    seed: int,
+    progress: Progress | None,
+) -> Run:
+    size = knowledge.image_size
+    channels = reconstruction_channels(knowledge, options)
+    params = trainable_params(knowledge)
+    target = {n: t.detach() for n, t in update.tensors.items()}
+    tv_weight = DEFAULT_TV if options.tv is None else options.tv
+    # IG's own loss is already cosine; the aware loss replaces it only under an obfuscation.
+    defended = options.aware and loss_kind(update.defenses) != "exact"
+    match = aware_loss(update.defenses) if defended else cosine
+
+    images = seeded_uniform((knowledge.batch_size, channels, size, size), seed)
+    images.requires_grad_(True)
+    optimizer = torch.optim.Adam([images], lr=options.lr or DEFAULT_LR)
+    milestones = [int(options.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    trace: list[float] = []
+    for iteration in range(options.iterations):
+        optimizer.zero_grad(set_to_none=True)
+        dummy = dummy_update(knowledge, params, images, labels, update)
+        loss = match(dummy, target) + tv_weight * total_variation(images)
+        loss.backward(inputs=[images])
+        images.grad.sign_()  # type: ignore[union-attr]
+        optimizer.step()
+        schedule.step()
+        with torch.no_grad():
+            images.clamp_(0, 1)
+        trace.append(loss.item())
+        report(progress, iteration, trace[-1])
+    return Run(images.detach().mean(1, keepdim=True), trace, trace[-1])
 
 
 def attack(
@@ -39,39 +81,31 @@ def attack(
 ) -> Reconstruction:
     """Reconstruct the client's batch from ``update``; see the module docstring."""
     check_update_fits(update, knowledge)
+    labels = resolve_labels(update, knowledge, options, seed)
+    best, summary = best_of(
+        lambda s: _one_run(update, knowledge, options, labels, s, progress),
+        options.restarts,
+        seed,
+    )
+    trace = summary.pop("trace")
     size = knowledge.image_size
     channels = reconstruction_channels(knowledge, options)
-    labels = labels_for(knowledge, options)
-    params = trainable_params(knowledge)
-    target = {n: t.detach() for n, t in update.tensors.items()}
-    tv_weight = DEFAULT_TV if options.tv is None else options.tv
-
-    images = seeded_uniform((knowledge.batch_size, channels, size, size), seed)
-    initial = images.mean(1, keepdim=True).clone()
-    images.requires_grad_(True)
-    optimizer = torch.optim.Adam([images], lr=options.lr or DEFAULT_LR)
-    milestones = [int(options.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    trace: list[float] = []
-    for iteration in range(options.iterations):
-        optimizer.zero_grad(set_to_none=True)
-        dummy = dummy_update(knowledge, params, images, labels, update)
-        loss = cosine(dummy, target) + tv_weight * total_variation(images)
-        loss.backward(inputs=[images])
-        images.grad.sign_()  # type: ignore[union-attr]
-        optimizer.step()
-        schedule.step()
-        with torch.no_grad():
-            images.clamp_(0, 1)
-        trace.append(loss.item())
-        report(progress, iteration, trace[-1])
-
-    result = apply_prior(options.prior, images.detach().mean(1, keepdim=True))
+    initial = seeded_uniform(
+        (knowledge.batch_size, channels, size, size), seed + summary["chosen_restart"]
+    ).mean(1, keepdim=True)
+    defended = options.aware and loss_kind(update.defenses) != "exact"
     return Reconstruction(
-        images=result,
+        images=apply_prior(options.prior, best.images),
         labels=labels.clone(),
         labels_source=options.labels,
         initial_images=initial,
         trace=trace,
-        info={"tv": tv_weight},
+        info={
+            "tv": DEFAULT_TV if options.tv is None else options.tv,
+            "aware": options.aware,
+            "loss": loss_kind(update.defenses) if defended else "cosine",
+            "gradient_evaluations": options.iterations * options.restarts,
+            "budget": options.iterations * options.restarts,
+            **summary,
+        },
     )
