@@ -1,0 +1,47 @@
+"""The benchmark scripts still run end to end (tiny settings; speed itself is never asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speed_script_times_both_loops_and_counts_flops(tmp_path: Path, capsys) -> None:
+    speed = _load("speed")
+    out = tmp_path / "speed.json"
+    argv = ["--models", "lenet", "--sizes", "16", "--batches", "2", "--algorithms", "fedsgd"]
+    assert speed.main([*argv, "--iterations", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (cell,) = result["cells"]
+    assert result["meta"]["matmul"]["best_gflops"] > 0
+    for loop in ("plain", "medleak"):
+        assert len(cell[loop]["wall"]) == 2
+        # A double backward costs several forward passes; a counter blind to it would say ~3.
+        assert cell[loop]["forward_passes"] > 5
+    assert "lenet" in capsys.readouterr().out
+
+
+def test_quality_script_scores_a_setting_and_compares(tmp_path: Path, capsys) -> None:
+    quality = _load("quality")
+    out = tmp_path / "quality.json"
+    argv = ["--data", "phantom", "--only", "rog-core/none/lenet", "--iterations", "1"]
+    argv += ["--set", "data.image_size=32", "metrics.gallery_size=4", "data.phantom_count=12"]
+    assert quality.main([*argv, "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["settings"]["rog-core/none/lenet"]
+    assert set(row) >= {"psnr", "ssim", "reid_rate", "label_accuracy", "attack_seconds"}
+    assert quality.main([*argv, "--compare", str(out)]) == 0  # same seed, same numbers
+    assert "dPSNR +0.000" in capsys.readouterr().out
