@@ -33,6 +33,8 @@ class AttackOptions:
         (``attacks.disaggregation``); otherwise the optimisation alone runs.
     feature_iterations: L-BFGS iterations of the feature inversion (analytic path only);
         None uses ``iterations``.
+    init: ROG's latent start: ``uniform`` in [0, 1] (the reference) or ``gray`` (0.5 with faint
+        seeded noise; medleak's default, steadier under heavy obfuscation).
     soft_labels: DLG only: with ``labels="inferred"``, optimise soft labels jointly (as DLG).
     """
 
@@ -48,6 +50,7 @@ class AttackOptions:
     analytic: bool = True
     feature_iterations: int | None = None
     soft_labels: bool = False
+    init: Literal["uniform", "gray"] = "gray"
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -60,6 +63,8 @@ class AttackOptions:
             )
         if self.labels not in ("known", "inferred"):
             raise ConfigError(f"labels must be 'known' or 'inferred', got {self.labels!r}")
+        if self.init not in ("uniform", "gray"):
+            raise ConfigError(f"init must be uniform or gray, got {self.init!r}")
         if self.restarts < 1:
             raise ConfigError(f"restarts must be a positive integer, got {self.restarts}")
         if self.feature_iterations is not None and self.feature_iterations < 1:

@@ -26,6 +26,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "iterations": 100,
         "restarts": 1,
         "analytic": False,
+        "init": "uniform",
     },
 }
 

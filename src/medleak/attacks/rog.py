@@ -50,6 +50,13 @@ def upsample(latent: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(latent, size=(size, size), mode="bicubic", align_corners=False)
 
 
+def start_latent(shape: tuple[int, ...], seed: int, init: str) -> torch.Tensor:
+    """ROG's uniform [0, 1] start, or mid-gray with faint seeded noise (``gray``): under heavy
+    obfuscation a uniform start leaves saturated blotches the weak signal never removes."""
+    noise = seeded_uniform(shape, seed)
+    return noise if init == "uniform" else 0.5 + 0.1 * (noise - 0.5)
+
+
 def optimise_latent(
     update: Update,
     knowledge: ServerKnowledge,
@@ -66,7 +73,7 @@ def optimise_latent(
     target = {n: t.detach() for n, t in update.tensors.items()}
     loss_fn = aware_loss(update.defenses, options.aware)
 
-    latent = seeded_uniform((knowledge.batch_size, channels, side, side), seed)
+    latent = start_latent((knowledge.batch_size, channels, side, side), seed, options.init)
     latent.requires_grad_(True)
     lr = options.lr or DEFAULT_LR
     optimizer = torch.optim.Adam([latent], lr=lr)
@@ -140,7 +147,7 @@ def attack(
         images, trace = best.images, summary.pop("trace")
         initial = (
             upsample(
-                seeded_uniform(
+                start_latent(
                     (
                         knowledge.batch_size,
                         reconstruction_channels(knowledge, options),
@@ -148,6 +155,7 @@ def attack(
                         size // options.scale_factor,
                     ),
                     seed + summary["chosen_restart"],
+                    options.init,
                 ),
                 size,
             )
