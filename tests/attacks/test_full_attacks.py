@@ -197,15 +197,15 @@ def test_disaggregation_recovers_individual_features_on_a_constructed_case() -> 
 
 
 def test_full_rog_on_lenet_infers_labels_and_beats_the_core() -> None:
-    model = build_model("lenet", 3, 32, seed=0)
-    batch = _batch(4, 32, [0, 1, 0, 1], seed=2)
+    model = build_model("lenet", 3, 16, seed=0)
+    batch = _batch(4, 16, [0, 1, 0, 1], seed=2)
     update = compute_update(model, batch, FLSettings())
     full = get_attack("rog")(
-        update, ServerKnowledge(model, 32, 4), AttackOptions(iterations=40, labels="inferred"), 0
+        update, ServerKnowledge(model, 16, 4), AttackOptions(iterations=40, labels="inferred"), 0
     )
     core_options = apply_preset("rog-core", AttackOptions())
     core = get_attack("rog")(
-        update, ServerKnowledge(model, 32, 4, true_labels=batch.labels), core_options, 0
+        update, ServerKnowledge(model, 16, 4, true_labels=batch.labels), core_options, 0
     )
     assert full.info["stage"] == "analytic" and sorted(full.labels.tolist()) == [0, 0, 1, 1]
 
@@ -215,3 +215,32 @@ def test_full_rog_on_lenet_infers_labels_and_beats_the_core() -> None:
         )
 
     assert matched(full) > matched(core) + 5
+
+
+def test_cli_wires_the_new_attack_options(tmp_path, capsys) -> None:
+    import json
+
+    from medleak.cli import main
+
+    small = ["--image-size", "16", "--batch-size", "2", "--iterations", "2", "--quiet"]
+    small += ["--gallery-size", "0", "--model", "lenet", "--channels", "1"]
+    out = tmp_path / "core"
+    assert (
+        main(["attack", *small, "--preset", "rog-core", "--labels", "inferred", "--out", str(out)])
+        == 0
+    )
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["labels_source"] == "known"  # the preset is the reference: oracle labels
+    assert record["attack_info"]["stage"] == "optimisation" and record["iterations"] == 100
+    out = tmp_path / "full"
+    args = ["--labels", "inferred", "--no-aware", "--restarts", "2", "--no-analytic"]
+    assert main(["attack", *small, *args, "--out", str(out)]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["labels_source"] == "inferred" and record["attack_info"]["restarts"] == 2
+    assert record["config"]["attack"]["aware"] is False
+    rows = (out / "trace.csv").read_text().splitlines()[1:]
+    assert {r.split(",")[1] for r in rows} == {"0", "1"}
+    capsys.readouterr()
+    code = main(["attack", *small, "--prior", str(tmp_path / "none.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2 and "prior file not found" in err and err.count("\n") == 1

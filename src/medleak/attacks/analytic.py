@@ -15,7 +15,7 @@ import torch
 
 from medleak.attacks.aware_loss import loss_kind
 from medleak.attacks.base import Progress, ServerKnowledge
-from medleak.attacks.disaggregation import Disaggregation, disaggregate
+from medleak.attacks.disaggregation import Disaggregation, disaggregate, row_space
 from medleak.attacks.dummy import seeded_uniform
 from medleak.attacks.feature_inversion import invert_features
 from medleak.attacks.layers import LinearLayer, layer_input, linear_layers
@@ -26,6 +26,8 @@ from medleak.models import to_model_input
 # The top-B singular values must hold this much of the gradient's energy: an unobfuscated
 # FedSGD gradient holds ~1 - 1e-15, an obfuscated one visibly less.
 MIN_RANK_ENERGY = 0.999
+# Under noise the top-B share drops (Gaussian noise at 10% of the RMS: ~0.99; QSGD-4: ~0.08).
+MIN_NOISY_ENERGY = 0.5
 
 
 def exposed_layer(knowledge: ServerKnowledge, update: Update) -> LinearLayer | None:
@@ -60,7 +62,10 @@ def denoised_gradient(
                 rescale /= float(d.get("params", {}).get("ratio", 1.0))
         return complete(gradient, rank, rescale=rescale)
     if kind == "noise":
-        return truncated_svd(gradient, rank)
+        # QSGD with few levels zeroes ~99.9% of this layer at random: the top-B singular
+        # directions then hold little of the energy and are mostly noise, so give up.
+        _, energy = row_space(gradient, rank)
+        return truncated_svd(gradient, rank) if energy >= MIN_NOISY_ENERGY else None
     return None
 
 
