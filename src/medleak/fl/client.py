@@ -86,11 +86,11 @@ def _sgd_steps(
     """Sum of the step gradients of ``settings.steps`` full-batch SGD steps from ``current``."""
     names = list(current)
     total: list[torch.Tensor] | None = None
-    for _ in range(settings.steps):
+    for step in range(settings.steps):
         loss = batch_loss(model, current, buffers, inputs, targets)
         grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph)
         total = list(grads) if total is None else [t + g for t, g in zip(total, grads)]
-        if settings.algorithm == "fedavg":
+        if settings.algorithm == "fedavg" and step + 1 < settings.steps:
             current = {n: current[n] - settings.local_lr * g for n, g in zip(names, grads)}
     assert total is not None
     return dict(zip(names, total))
