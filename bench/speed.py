@@ -238,13 +238,26 @@ def plain_step_fn(
 
 
 def time_plain(
-    model: nn.Module, batch: Batch, update: Update, cell: Cell, iterations: int
+    model: nn.Module,
+    batch: Batch,
+    update: Update,
+    cell: Cell,
+    iterations: int | None,
+    budget: float,
 ) -> Timing:
+    """The plain loop: one counted warm-up iteration, then ``iterations`` timed ones.
+
+    ``iterations`` None: as many as fit in ``budget`` seconds by the warm-up's duration, at least
+    2 and at most 5, so the full grid stays affordable on a small machine.
+    """
     step = plain_step_fn(model, batch, update, cell)
     timing = Timing()
+    start = time.perf_counter()
     with FlopCounterMode(display=False) as counter:
         step()
     timing.flops = counter.get_total_flops()
+    if iterations is None:
+        iterations = timed_iterations(time.perf_counter() - start, budget)
     for _ in range(iterations):
         w0, c0 = time.perf_counter(), time.process_time()
         step()
@@ -253,36 +266,39 @@ def time_plain(
     return timing
 
 
+def timed_iterations(seconds_per_iteration: float, budget: float) -> int:
+    return max(2, min(5, int(budget / max(seconds_per_iteration, 1e-3))))
+
+
 def forward_flops(model: nn.Module, cell: Cell) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.rand(cell.batch, int(model.in_channels), cell.size, cell.size))
     return counter.get_total_flops()
 
 
-def iterations_for(cell: Cell, quick: bool, requested: int | None) -> int:
-    """Few timed iterations where one costs many seconds, so the full grid stays affordable."""
+def iterations_for(quick: bool, requested: int | None) -> int | None:
+    """Timed iterations per loop: as asked, 3 for --quick, else None (fit to --budget)."""
     if requested is not None:
         return requested
-    if quick:
-        return 3
-    work = cell.size**2 * cell.batch * (1 if cell.algorithm == "fedsgd" else cell.tau)
-    heavy = cell.model != "lenet" and work >= 128**2 * 4
-    return 2 if heavy else 5
+    return 3 if quick else None
 
 
 def run_cell(
     cell: Cell,
     channels: int,
-    iterations: int,
+    iterations: int | None,
     ceiling: float,
     plain: bool,
+    budget: float,
 ) -> dict[str, Any]:
     load_before = load_average()
     model, batch, update = victim(cell, channels)
     fwd = forward_flops(model, cell)
     timings = {}
     if plain:
-        timings["plain"] = time_plain(model, batch, update, cell, iterations)
+        timings["plain"] = time_plain(model, batch, update, cell, iterations, budget)
+        iterations = len(timings["plain"].wall)  # the same count for both loops
+    iterations = iterations or 3
     timings["medleak"] = time_medleak(model, batch, update, cell, iterations)
     row: dict[str, Any] = {
         **asdict(cell),
@@ -359,8 +375,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--taus", nargs="+", type=int, default=list(TAUS))
     parser.add_argument("--channels", type=int, default=1, help="model input channels")
     parser.add_argument("--iterations", type=int, help="timed iterations per loop and cell")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=30.0,
+        help="seconds of timed plain iterations per cell when --iterations is not given "
+        "(2 to 5 iterations)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-plain", action="store_true", help="time medleak only")
+    parser.add_argument("--from-json", type=Path, help="print the table of an earlier run, only")
     args = parser.parse_args(argv)
     # A filter on the command line makes --quick mean "few iterations" on the chosen grid.
     args.explicit = any(
@@ -370,8 +394,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def print_saved(path: Path) -> None:
+    saved = json.loads(path.read_text())
+    meta = saved["meta"]
+    print(f"# {meta['command']}")
+    print(
+        f"# {meta['date']}  {meta['cpu']}  {meta['threads']} threads  load "
+        f"{meta['load_start']} -> {meta.get('load_end')}  env {meta.get('env')}"
+    )
+    end = meta.get("matmul_end", {}).get("best_gflops")
+    print(f"# matmul best GFLOP/s {meta['matmul']['best_gflops']} (start), {end} (end)")
+    print(HEADER)
+    for row in saved["cells"]:
+        print(format_row(row))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.from_json:
+        print_saved(args.from_json)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -384,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads": threads,
         "torch": torch.__version__,
         "load_start": load_average(),
+        # OpenMP spin-waiting decides 2-thread timings on a loaded machine (see RESULTS.md).
+        "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")},
         "matmul": mm,
         "flop_counter": "FlopCounterMode: conv + matmul only; double backward counted via the "
         "aten.convolution calls inside _convolution_double_backward; elementwise ops, pooling, "
@@ -391,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(
         f"# {meta['date']}  {meta['cpu']}  {threads} threads  torch {meta['torch']}  "
-        f"load {meta['load_start']}"
+        f"load {meta['load_start']}  OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
     )
     print(
         f"# matmul float32 {mm['size']}^3: {mm['median_gflops']} GFLOP/s median, "
@@ -401,8 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER)
     rows = []
     for cell in grid(args):
-        iterations = iterations_for(cell, args.quick, args.iterations)
-        row = run_cell(cell, args.channels, iterations, mm["best_gflops"], not args.no_plain)
+        iterations = iterations_for(args.quick, args.iterations)
+        row = run_cell(
+            cell, args.channels, iterations, mm["best_gflops"], not args.no_plain, args.budget
+        )
         rows.append(row)
         print(format_row(row), flush=True)
         if args.json:
