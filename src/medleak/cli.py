@@ -111,7 +111,7 @@ ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "--tv": ("attack.tv", {"type": float, "help": "total-variation weight (Inverting Gradients)"}),
     "--prior": (
         "attack.prior",
-        {"help": "post-processing: none, classical, or a prior.safetensors (train-prior)"},
+        {"help": "post-processing: auto (default), none, classical, or a prior.safetensors"},
     ),
     "--gallery-size": (
         "metrics.gallery_size",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from medleak.attacks.aware_loss import aware_loss
+from medleak.attacks.aware_loss import aware_loss, loss_kind
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import (
     check_update_fits,
@@ -106,7 +106,7 @@ def attack(
         (knowledge.batch_size, channels, size, size), seed + summary["chosen_restart"]
     ).mean(1, keepdim=True)
     return Reconstruction(
-        images=apply_prior(options.prior, best.images),
+        images=apply_prior(options.prior, best.images, loss_kind(update.defenses) != "exact"),
         labels=found[summary["chosen_restart"]].clone(),
         labels_source=options.labels,
         initial_images=initial,

@@ -95,7 +95,7 @@ def attack(
     ).mean(1, keepdim=True)
     defended = options.aware and loss_kind(update.defenses) != "exact"
     return Reconstruction(
-        images=apply_prior(options.prior, best.images),
+        images=apply_prior(options.prior, best.images, loss_kind(update.defenses) != "exact"),
         labels=labels.clone(),
         labels_source=options.labels,
         initial_images=initial,

@@ -23,8 +23,9 @@ class AttackOptions:
         from the update (iDLG / LLG+, or per image from the disaggregated features).
     lr: step size; None takes the attack's published default.
     tv: total-variation weight (Inverting Gradients' alpha); None takes the attack's default.
-    prior: post-processing after optimisation: ``none``, ``classical`` or a ``.safetensors``
-        file written by ``medleak train-prior``.
+    prior: post-processing after optimisation: ``auto`` (classical on obfuscated updates, none
+        otherwise), ``none``, ``classical`` or a ``.safetensors`` file from ``medleak
+        train-prior``.
     aware: match the update the way its obfuscation allows (``attacks.aware_loss``); False
         uses the attack's own loss whatever the defense.
     restarts: independent random starts; the lowest final matching loss wins.
@@ -44,7 +45,7 @@ class AttackOptions:
     labels: LabelsChoice = "known"
     lr: float | None = None
     tv: float | None = None
-    prior: str = "none"
+    prior: str = "auto"
     aware: bool = True
     restarts: int = 1
     analytic: bool = True

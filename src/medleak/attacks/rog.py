@@ -36,7 +36,7 @@ from medleak.attacks.dummy import (
 from medleak.attacks.feature_inversion import DEFAULT_TV
 from medleak.attacks.labels import resolve_labels
 from medleak.attacks.options import AttackOptions
-from medleak.attacks.priors import apply_prior
+from medleak.attacks.priors import apply_prior, choose_prior
 from medleak.attacks.restarts import Run, best_of
 from medleak.fl import Update
 
@@ -169,7 +169,8 @@ def attack(
             **summary,
         )
 
-    images = apply_prior(options.prior, images)
+    images = apply_prior(options.prior, images, loss_kind(update.defenses) != "exact")
+    info["prior"] = choose_prior(options.prior, loss_kind(update.defenses) != "exact")
     return Reconstruction(
         images=images,
         labels=labels.clone(),

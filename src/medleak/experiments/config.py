@@ -53,7 +53,7 @@ class AttackConfig:
     labels: str = "known"
     lr: float | None = None
     tv: float | None = None
-    prior: str = "none"
+    prior: str = "auto"
     aware: bool = True
     restarts: int = 1
     analytic: bool = True
