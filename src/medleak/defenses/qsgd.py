@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from medleak.defenses.spec import REQUIRED, Defense, Param, Tensors
-from medleak.defenses.uniform import quantized_bits
+from medleak.defenses.spec import Defense, Param, Tensors
+from medleak.defenses.uniform import LEVELS, levels_bits
 
 
 def qsgd_quantize(
@@ -45,22 +45,11 @@ def _apply(
     }
 
 
-def _bits(tensors: Mapping[str, torch.Tensor], params: Mapping[str, Any]) -> int:
-    return sum(quantized_bits(t.numel(), params["levels"]) for t in tensors.values())
-
-
 QSGD = Defense(
     name="qsgd",
     summary="QSGD (Alistarh et al. 2017): s levels, stochastic rounding, unbiased",
     params=(
-        Param(
-            "levels",
-            int,
-            REQUIRED,
-            "number of magnitude levels s, zero included",
-            check=lambda s: s >= 2,
-            requirement=">= 2",
-        ),
+        LEVELS,
         Param(
             "norm",
             str,
@@ -70,6 +59,6 @@ QSGD = Defense(
         ),
     ),
     transform=_apply,
-    bits=_bits,
+    bits=levels_bits,
     bits_text="n (1 + ceil(log2 s)) + 32 per tensor",
 )

@@ -39,24 +39,27 @@ def _apply(
     return {name: uniform_quantize(t, params["levels"]) for name, t in tensors.items()}
 
 
-def _bits(tensors: Mapping[str, torch.Tensor], params: Mapping[str, Any]) -> int:
+def levels_bits(tensors: Mapping[str, torch.Tensor], params: Mapping[str, Any]) -> int:
+    """Bits of a quantized update: signs, level indices and one float scale per tensor."""
     return sum(quantized_bits(t.numel(), params["levels"]) for t in tensors.values())
+
+
+# Shared by every quantizer on the {0, 1/(s-1), ..., 1} grid (uniform, QSGD).
+LEVELS = Param(
+    "levels",
+    int,
+    REQUIRED,
+    "number of magnitude levels s, zero included",
+    check=lambda s: s >= 2,
+    requirement=">= 2",
+)
 
 
 UNIFORM = Defense(
     name="uniform",
     summary="round |g|/max|g| to s levels {0, 1/(s-1), ..., 1}, signs kept (deterministic)",
-    params=(
-        Param(
-            "levels",
-            int,
-            REQUIRED,
-            "number of magnitude levels s, zero included",
-            check=lambda s: s >= 2,
-            requirement=">= 2",
-        ),
-    ),
+    params=(LEVELS,),
     transform=_apply,
-    bits=_bits,
+    bits=levels_bits,
     bits_text="n (1 + ceil(log2 s)) + 32 per tensor",
 )
