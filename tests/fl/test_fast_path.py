@@ -66,7 +66,7 @@ def test_lean_path_equals_the_plain_double_backward(name, settings) -> None:
 
 
 class _OddConvs(nn.Module):
-    """Strides, odd sizes, groups, dilation, bias, reflect padding, in-place ReLU."""
+    """Strides, odd sizes, groups, dilation, bias, reflect padding, in-place ReLU, 3-d linear."""
 
     in_channels = 1
 
@@ -76,14 +76,16 @@ class _OddConvs(nn.Module):
         self.b = nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2, padding_mode="reflect")
         self.c = nn.Conv2d(4, 6, (3, 5), stride=(2, 1), padding=(0, 2), bias=False)
         self.d = nn.Conv2d(6, 6, 3, padding="same")
-        self.head = nn.Linear(6, 2)
+        self.mix = nn.Linear(6, 6)
+        self.head = nn.Linear(6, 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.a(x))
         x = torch.relu(self.b(x))
         x = F.relu(self.c(x), inplace=True)
         x = torch.tanh(self.d(x))
-        return self.head(x.mean((2, 3)))
+        x = F.relu(self.mix(x.flatten(2).transpose(1, 2)))  # linear on N x positions x channels
+        return self.head(x.mean(1))
 
 
 @pytest.mark.parametrize("settings", [FLSettings(), FLSettings("fedavg", 2, 0.1)])

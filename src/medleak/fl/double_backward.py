@@ -10,10 +10,15 @@ A gradient-matching attack differentiates the client's gradient with respect to 
   becomes the channel axis) plus transposing copies.
 * ReLU's (and max-pool's) backward is differentiated with respect to the saved activation too,
   which is zero almost everywhere; autograd still allocates a zero tensor per layer and adds it.
+* ``linear`` multiplies by a transposed view of the weight, so its weight gradient arrives
+  transposed, and when the weights depend on the images (FedAvg's later steps) the second pass
+  adds weight-sized gradients in transposed memory order (slow strided adds on LeNet's 33M-entry
+  layer).
 
-Inside :func:`lean_layers`, ``conv2d`` and ``relu`` run as autograd Functions whose backward is
-written with ordinary differentiable ops (a transposed convolution for the input gradient, the
-weight-only ``convolution_backward`` for the weight gradient, a mask product for ReLU), so the
+Inside :func:`lean_layers`, ``conv2d``, ``linear`` and ``relu`` run as autograd Functions whose
+backward is written with ordinary differentiable ops (a transposed convolution for the input
+gradient, the weight-only ``convolution_backward`` for the weight gradient, matrix products in
+the weight's own layout, a mask product for ReLU), so the
 second backward pass runs exactly the convolutions the chain rule needs, no more, and asks the
 autograd engine which gradients the current pass will use before computing them. The values are
 the same functions of the same inputs; only float rounding may differ (at most by the ordering of
@@ -144,6 +149,26 @@ class LeanConv2d(torch.autograd.Function):
         return grad_in, grad_weight, None, None, None, None
 
 
+class LeanLinear(torch.autograd.Function):
+    """``F.linear`` without bias; every gradient is computed in its tensor's own memory order."""
+
+    @staticmethod
+    def forward(ctx: Any, inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(inputs, weight)
+        return F.linear(inputs, weight)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        inputs, weight = ctx.saved_tensors
+        grad_in = grad_weight = None
+        if engine_needs(ctx, 0):
+            grad_in = grad_out @ weight
+        if engine_needs(ctx, 1):
+            flat_out = grad_out.reshape(-1, grad_out.shape[-1])
+            grad_weight = flat_out.t() @ inputs.reshape(-1, inputs.shape[-1])
+        return grad_in, grad_weight
+
+
 class LeanReLU(torch.autograd.Function):
     """ReLU whose backward is a product with a constant mask (the mask has zero derivative)."""
 
@@ -177,11 +202,22 @@ def _lean_conv2d(
     return out
 
 
+def _lean_linear(
+    input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    out = LeanLinear.apply(input, weight)
+    return out if bias is None else out + bias
+
+
 _CONV2D: tuple[Callable[..., Any], ...] = (F.conv2d, torch.conv2d)
 _RELU: tuple[Callable[..., Any], ...] = (F.relu, torch.relu)
 
 
 class _LeanLayers(TorchFunctionMode):
+    def __init__(self, linear: bool) -> None:
+        super().__init__()
+        self.linear = linear
+
     def __torch_function__(
         self,
         func: Callable[..., Any],
@@ -194,15 +230,19 @@ class _LeanLayers(TorchFunctionMode):
             out = _lean_conv2d(*args, **kwargs)
             if out is not None:
                 return out
+        elif func is F.linear and self.linear:
+            return _lean_linear(*args, **kwargs)
         elif func in _RELU and len(args) == 1 and not kwargs.get("inplace", False):
             return LeanReLU.apply(args[0])
         return func(*args, **kwargs)
 
 
-def lean_layers() -> TorchFunctionMode:
-    """Context manager: inside it, ``conv2d`` and ``relu`` use the functions above.
+def lean_layers(linear: bool = True) -> TorchFunctionMode:
+    """Context manager: inside it, ``conv2d``, ``linear`` and ``relu`` use the functions above.
 
+    ``linear=False`` keeps PyTorch's own linear layer: with weights that do not depend on the
+    images (FedSGD) it does no wasted work, and its float rounding stays bit for bit what it was.
     Only for code that builds a graph to differentiate twice (``create_graph=True``); functorch
     transforms (``vmap``, ``grad``) are not supported by these Functions.
     """
-    return _LeanLayers()
+    return _LeanLayers(linear)
