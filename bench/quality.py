@@ -57,11 +57,12 @@ ROG_CORE: dict[str, Any] = {
 SETTINGS: dict[str, dict[str, Any]] = {
     "rog-core/none/lenet": {**ROG_CORE, "model.name": "lenet"},
     "rog-core/none/resnet18-rog": {**ROG_CORE, "model.name": "resnet18-rog"},
-    "rog-core/fedavg5/resnet18-rog": {
+    "rog-core/fedavg5/resnet18-rog": {  # 32 px: five unrolled steps cost five times FedSGD
         **ROG_CORE,
         "model.name": "resnet18-rog",
         "fl.algorithm": "fedavg",
         "fl.local_steps": 5,
+        "data.image_size": 32,
     },
     "rog-core/none/resnet18": {**ROG_CORE, "model.name": "resnet18"},
     "rog/none/lenet": {"model.name": "lenet"},
