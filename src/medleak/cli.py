@@ -176,17 +176,24 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def _run_attack(config: Any, out: Path, quiet: bool) -> dict[str, Any]:
+def _set_threads(threads: int | None) -> None:
+    """Apply --threads (None keeps torch's default)."""
     import torch
+
+    if threads is None:
+        return
+    if threads < 1:
+        raise MedleakError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
+def _run_attack(config: Any, out: Path, quiet: bool) -> dict[str, Any]:
     from tqdm import tqdm
 
     from medleak.experiments.run import execute, plan_run
     from medleak.experiments.store import write_run
 
-    if config.threads is not None:
-        if config.threads < 1:
-            raise MedleakError(f"threads must be >= 1, got {config.threads}")
-        torch.set_num_threads(config.threads)
+    _set_threads(config.threads)
     plan = plan_run(config)
     bar = tqdm(total=config.attack.iterations, desc=config.attack.name, disable=quiet, unit="it")
 
@@ -256,14 +263,10 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def command_train_prior(args: argparse.Namespace) -> int:
-    import torch
 
     from medleak.attacks.priors.learned import TrainConfig, train_prior_file
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise MedleakError(f"threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    _set_threads(args.threads)
     config = TrainConfig(
         data=args.data,
         split=args.split,
