@@ -348,7 +348,7 @@ def grid(args: argparse.Namespace) -> list[Cell]:
 
 HEADER = (
     f"{'model':<13}{'px':>4}{'b':>3} {'fl':<9}{'load':>5}  {'plain s/it':>10}{'medleak':>9}"
-    f"{'speedup':>8}{'cpu x':>6}  {'GFLOP/it':>9}{'x fwd p/m':>11}{'GFLOP/s':>8}{'mm':>5}"
+    f"{'speedup':>8}{'cpu x':>6}  {'GFLOP/it':>9}{'x fwd p/m':>11}{'GFLOP/s':>8}{'mm':>6}"
     f"{'%mm':>5}"
 )
 
@@ -363,11 +363,12 @@ def format_row(row: dict[str, Any]) -> str:
     passes = f"{p['forward_passes']:.1f}/" if p else ""
     passes += f"{m['forward_passes']:.1f}"
     ceiling = row.get("matmul_best_gflops")
+    mm = f"{ceiling:>6.0f}" if ceiling is not None else f"{'-':>6}"
     return (
         f"{row['model']:<13}{row['size']:>4}{row['batch']:>3} {row['fl']:<9}"
         f"{row['load_before']:>5.1f}  {plain_s}{m['seconds_per_iteration']:>9.3f}{speed}{cpu}  "
         f"{m['gflop_per_iteration']:>9.2f}{passes:>11}{m['gflops']:>8.1f}"
-        f"{ceiling if ceiling is not None else '-':>5}{100 * m['fraction_of_matmul']:>4.0f}%"
+        f"{mm}{100 * m['fraction_of_matmul']:>4.0f}%"
     )
 
 
