@@ -42,9 +42,12 @@ COMMON: dict[str, Any] = {
     "data.batch_size": 4,
     "fl.algorithm": "fedsgd",
 }
-# The ``rog-core`` preset spelled out, so ``--quick`` can lower its iterations (a preset fixes
-# them at 100): squared L2, true labels, every channel, no analytic stage, one start.
-ROG_CORE: dict[str, Any] = {
+# ROG's optimisation loop as the ``rog-core`` preset defines it (squared L2, true labels, every
+# channel, no analytic stage, no prior, one start), spelled out so that ``--quick`` can lower the
+# iterations (a preset fixes them at 100). The run config cannot choose the latent start, so
+# these settings use medleak's default start, not the preset's uniform one: "rog-l2", not
+# "rog-core".
+ROG_L2: dict[str, Any] = {
     "attack.name": "rog",
     "attack.labels": "known",
     "attack.prior": "none",
@@ -55,16 +58,16 @@ ROG_CORE: dict[str, Any] = {
     "attack.analytic": False,
 }
 SETTINGS: dict[str, dict[str, Any]] = {
-    "rog-core/none/lenet": {**ROG_CORE, "model.name": "lenet"},
-    "rog-core/none/resnet18-rog": {**ROG_CORE, "model.name": "resnet18-rog"},
-    "rog-core/fedavg5/resnet18-rog": {  # 32 px: five unrolled steps cost five times FedSGD
-        **ROG_CORE,
+    "rog-l2/none/lenet": {**ROG_L2, "model.name": "lenet"},
+    "rog-l2/none/resnet18-rog": {**ROG_L2, "model.name": "resnet18-rog"},
+    "rog-l2/fedavg5/resnet18-rog": {  # 32 px: five unrolled steps cost five times FedSGD
+        **ROG_L2,
         "model.name": "resnet18-rog",
         "fl.algorithm": "fedavg",
         "fl.local_steps": 5,
         "data.image_size": 32,
     },
-    "rog-core/none/resnet18": {**ROG_CORE, "model.name": "resnet18"},
+    "rog-l2/none/resnet18": {**ROG_L2, "model.name": "resnet18"},
     "rog/none/lenet": {"model.name": "lenet"},
     "rog/gaussian0.1/lenet": {"model.name": "lenet", "defenses": ["gaussian:relative=0.1"]},
     "rog/topk0.1/lenet": {"model.name": "lenet", "defenses": ["topk:ratio=0.1"]},
@@ -72,14 +75,14 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "ig/none/lenet-dlg": {"attack.name": "ig", "model.name": "lenet-dlg", "data.image_size": 32},
 }
 QUICK: dict[str, dict[str, Any]] = {
-    "rog-core/none/lenet": {**SETTINGS["rog-core/none/lenet"], "attack.iterations": 30},
-    "rog-core/none/resnet18-rog": {
-        **SETTINGS["rog-core/none/resnet18-rog"],
+    "rog-l2/none/lenet": {**SETTINGS["rog-l2/none/lenet"], "attack.iterations": 30},
+    "rog-l2/none/resnet18-rog": {
+        **SETTINGS["rog-l2/none/resnet18-rog"],
         "data.image_size": 32,
         "attack.iterations": 30,
     },
-    "rog-core/fedavg5/resnet18-rog": {
-        **SETTINGS["rog-core/fedavg5/resnet18-rog"],
+    "rog-l2/fedavg5/resnet18-rog": {
+        **SETTINGS["rog-l2/fedavg5/resnet18-rog"],
         "data.image_size": 32,
         "attack.iterations": 15,
     },

@@ -38,10 +38,10 @@ def test_speed_script_times_both_loops_and_counts_flops(tmp_path: Path, capsys) 
 def test_quality_script_scores_a_setting_and_compares(tmp_path: Path, capsys) -> None:
     quality = _load("quality")
     out = tmp_path / "quality.json"
-    argv = ["--data", "phantom", "--only", "rog-core/none/lenet", "--iterations", "1"]
+    argv = ["--data", "phantom", "--only", "rog-l2/none/lenet", "--iterations", "1"]
     argv += ["--set", "data.image_size=32", "metrics.gallery_size=4", "data.phantom_count=12"]
     assert quality.main([*argv, "--json", str(out)]) == 0
-    row = json.loads(out.read_text())["settings"]["rog-core/none/lenet"]
+    row = json.loads(out.read_text())["settings"]["rog-l2/none/lenet"]
     assert set(row) >= {"psnr", "ssim", "reid_rate", "label_accuracy", "attack_seconds"}
     assert quality.main([*argv, "--compare", str(out)]) == 0  # same seed, same numbers
     assert "dPSNR +0.000" in capsys.readouterr().out
