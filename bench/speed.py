@@ -30,7 +30,6 @@ import copy
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -48,6 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from medleak.attacks import AttackOptions, ServerKnowledge, get_attack
 from medleak.data import Batch
+from medleak.experiments.provenance import cpu_model
 from medleak.fl import FLSettings, Update, compute_update
 from medleak.models import build_model
 
@@ -93,16 +93,6 @@ class Timing:
     @property
     def median_cpu(self) -> float:
         return statistics.median(self.cpu)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_average() -> float:

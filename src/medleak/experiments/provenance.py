@@ -25,7 +25,8 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's marketing name, so timings in metrics.json and bench/ say what ran them."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -42,6 +43,6 @@ def provenance() -> dict[str, Any]:
         "git_commit": _git_commit(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
     }
