@@ -97,3 +97,14 @@ def test_exact_copy_is_json_safe() -> None:
     out = evaluate(x, x, true_labels=torch.zeros(4), sources=list("abcd"), patients=None).to_dict()
     json.dumps(out, allow_nan=False)
     assert out["psnr"] == 100.0 and out["ssim"] == pytest.approx(1.0)
+
+
+def test_blank_scores_are_what_a_mid_gray_reconstruction_gets() -> None:
+    x, recon, _ = _batch()
+    kwargs = {"true_labels": torch.zeros(4), "sources": list("abcd"), "patients": None}
+    blank = torch.full_like(x, 0.5)
+    attack = evaluate(x, recon, **kwargs).to_dict()
+    nothing = evaluate(x, blank, **kwargs).to_dict()
+    assert attack["blank_psnr"] == pytest.approx(nothing["psnr"])
+    assert attack["blank_ssim"] == pytest.approx(nothing["ssim"])
+    assert attack["blank_psnr"] != pytest.approx(attack["psnr"])  # not just the attack's score

@@ -85,6 +85,9 @@ def test_summary_line_in_words():
     assert line.startswith("3 of 4 patients re-identified (3 of 4 images) among 104 candidates")
     assert "mean SSIM 0.71" in line and "PSNR 21.3 dB" in line
     assert "4 of 4 images (given to the attacker)" in line
+    assert "blank gray" not in line  # only said when the record has it
+    floor = summary_line({**m, "blank_ssim": 0.518, "blank_psnr": 15.06})
+    assert "(a blank gray image scores SSIM 0.52, PSNR 15.1 dB)" in floor
     assert "n/a" in summary_line({})  # an empty record still gives a sentence
     significant = summary_line({**m, "reid_chance": 0.0379, "reid_p_value": 1e-6})
     assert "well above random guessing (0.2 of 4 expected" in significant

@@ -19,6 +19,11 @@ from medleak.metrics.rdlv import rdlv
 from medleak.metrics.reidentification import DEFAULT_SIMILARITY, Reidentification, reidentify
 from medleak.metrics.ssim import ssim
 
+# The gray level of the "blank" reference image. A reconstruction that leaked nothing at all,
+# a uniform mid-gray square, already scores about 14-16 dB PSNR and SSIM 0.5 on chest X-rays
+# (large smooth regions); without this number beside them, low scores read as partial leakage.
+BLANK_LEVEL = 0.5
+
 
 def _num(value: float | None) -> float | None:
     """JSON-safe float: NaN/inf become None (JSON has neither)."""
@@ -55,6 +60,8 @@ class Scores:
     rdlv_reasons: list[str | None]
     label_accuracy: float | None
     label_accuracy_reason: str | None
+    blank_psnr: list[float]
+    blank_ssim: list[float]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: plain floats/ints/str/None, never NaN."""
@@ -62,6 +69,8 @@ class Scores:
         out: dict[str, Any] = {
             "psnr": _num(_mean(self.psnr)),
             "ssim": _num(_mean(self.ssim)),
+            "blank_psnr": _num(_mean(self.blank_psnr)),
+            "blank_ssim": _num(_mean(self.blank_ssim)),
             "ms_ssim": _num(_mean(self.ms_ssim)) if self.ms_ssim is not None else None,
             "lpips": _num(_mean(self.lpips)) if self.lpips is not None else None,
             "reid_rate": _num(self.reid.rate),
@@ -134,6 +143,9 @@ def evaluate(
     to originals by SSIM (linear assignment) before PSNR/SSIM/MS-SSIM/LPIPS/RDLV; re-identification
     and label accuracy do not use that matching.
 
+    ``blank_psnr`` / ``blank_ssim`` score a uniform mid-gray image against the same originals:
+    the floor a reconstruction must clear before its PSNR/SSIM say anything leaked.
+
     ``reid_chance`` in ``to_dict`` is the rate random guessing reaches (1 - (1 - 1/G)^N for N
     victims in a gallery of G, which is 1/G for a single image) and ``reid_p_value`` the chance
     of random guessing doing at least as well; see ``medleak.metrics.reidentification``.
@@ -152,6 +164,7 @@ def evaluate(
     r = r_all[matched]
 
     ssim_r = ssim(r, x)
+    blank = torch.full_like(x, BLANK_LEVEL)
     ms_reason = ms_ssim_unavailable_reason(*x.shape[-2:])
     ms = None if ms_reason else ms_ssim(r, x).tolist()
     lp = lpips(r, x, lpips_weights)
@@ -187,4 +200,6 @@ def evaluate(
         rdlv_reasons=rd_reasons,
         label_accuracy=acc,
         label_accuracy_reason=None if acc is not None else "the attack reported no labels",
+        blank_psnr=psnr(blank, x).tolist(),
+        blank_ssim=ssim(blank, x).tolist(),
     )

@@ -187,6 +187,11 @@ def summary_line(m: dict[str, Any]) -> str:
     parts.append(f"mean SSIM {fmt(m.get('ssim'))}")
     if _is_num(m.get("psnr")):
         parts[-1] += f", PSNR {fmt(m.get('psnr'), 1)} dB"
+    if _is_num(m.get("blank_ssim")) and _is_num(m.get("blank_psnr")):
+        parts[-1] += (
+            f" (a blank gray image scores SSIM {fmt(m.get('blank_ssim'))}, "
+            f"PSNR {fmt(m.get('blank_psnr'), 1)} dB)"
+        )
     labels = _count(m.get("label_accuracy"), None, n)
     if labels:
         given = " (given to the attacker)" if m.get("labels_source") == "known" else ""
