@@ -5,8 +5,9 @@
 
 Every setting runs through the public pipeline (``medleak.experiments``: config, plan, execute)
 on the same data directory: ``../shared/data/chest_xray_sample`` next to the repository when it
-exists, else the procedural phantoms. It prints PSNR, SSIM, re-identification rate, label
-accuracy and the attack's seconds per setting, and writes JSON. ``--compare`` reads an earlier
+exists, else the procedural phantoms. It prints PSNR, SSIM (beside a blank mid-gray image's, the
+floor for "nothing leaked"), re-identification rate, label accuracy and the attack's seconds per
+setting, and writes JSON. ``--compare`` reads an earlier
 JSON (for example one written before a speed change) and flags every setting whose PSNR moved
 by more than 0.2 dB or whose SSIM moved by more than 0.01, the tolerance a change that should
 not alter results must meet.
@@ -103,6 +104,8 @@ def run_setting(overrides: dict[str, Any]) -> dict[str, Any]:
     return {
         "psnr": scores["psnr"],
         "ssim": scores["ssim"],
+        "blank_psnr": scores.get("blank_psnr"),
+        "blank_ssim": scores.get("blank_ssim"),
         "reid_rate": scores["reid_rate"],
         "gallery_size": scores["gallery_size"],
         "label_accuracy": scores["label_accuracy"],
@@ -121,6 +124,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def format_row(name: str, row: dict[str, Any], old: dict[str, Any] | None) -> str:
     line = (
         f"{name:<32}{_fmt(row['psnr'], '7.2f')}{_fmt(row['ssim'], '7.3f')}"
+        f"{_fmt(row.get('blank_psnr'), '7.2f')}{_fmt(row.get('blank_ssim'), '7.3f')}"
         f"{_fmt(row['reid_rate'], '6.2f')}{_fmt(row['label_accuracy'], '6.2f')}"
         f"{row['attack_seconds']:>9.1f}  {row['stage'] or '':<12}"
     )
@@ -189,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         "load_start": round(os.getloadavg()[0], 2),
     }
     print(f"# {meta['date']}  data {source}  {meta['threads']} threads  load {meta['load_start']}")
-    print(f"{'setting':<32}{'PSNR':>7}{'SSIM':>7}{'reid':>6}{'label':>6}{'attack s':>9}  stage")
+    print(
+        f"{'setting':<32}{'PSNR':>7}{'SSIM':>7}{'blankP':>7}{'blankS':>7}{'reid':>6}"
+        f"{'label':>6}{'attack s':>9}  stage"
+    )
     rows: dict[str, Any] = {}
     failed = []
     for name, overrides in settings.items():
