@@ -45,3 +45,16 @@ def test_quality_script_scores_a_setting_and_compares(tmp_path: Path, capsys) ->
     assert set(row) >= {"psnr", "ssim", "reid_rate", "label_accuracy", "attack_seconds"}
     assert quality.main([*argv, "--compare", str(out)]) == 0  # same seed, same numbers
     assert "dPSNR +0.000" in capsys.readouterr().out
+
+
+def test_lean_ab_script_times_both_variants_and_restores_the_lean_layers(capsys) -> None:
+    import medleak.fl.client as client
+
+    original = client.lean_layers
+    lean_ab = _load("lean_ab")
+    argv = ["--cells", "lenet:16:fedsgd", "--rounds", "2", "--iterations", "1"]
+    assert lean_ab.main(argv) == 0
+    assert client.lean_layers is original
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    assert row[0] == "lenet:16:fedsgd" and row[-1].endswith("x")
+    assert float(row[1]) > 0 and float(row[2]) > 0
