@@ -60,7 +60,9 @@ def denoised_gradient(
         for d in defenses:
             if d.get("name") == "randk":
                 rescale /= float(d.get("params", {}).get("ratio", 1.0))
-        return complete(gradient, rank, rescale=rescale)
+        # Only a pure top-k chain guarantees that what was dropped is smaller than what was kept.
+        bounded = all(d.get("name") == "topk" for d in defenses)
+        return complete(gradient, rank, rescale=rescale, bounded=bounded)
     if kind == "noise":
         # QSGD with few levels zeroes ~99.9% of this layer at random: the top-B singular
         # directions then hold little of the energy and are mostly noise, so give up.
