@@ -93,9 +93,10 @@ def attack(
     initial = seeded_uniform(
         (knowledge.batch_size, channels, size, size), seed + summary["chosen_restart"]
     ).mean(1, keepdim=True)
-    defended = options.aware and loss_kind(update.defenses) != "exact"
+    kind = loss_kind(update.defenses)
+    defended = options.aware and kind != "exact"
     return Reconstruction(
-        images=apply_prior(options.prior, best.images, loss_kind(update.defenses) != "exact"),
+        images=apply_prior(options.prior, best.images, kind != "exact"),
         labels=labels.clone(),
         labels_source=options.labels,
         initial_images=initial,
@@ -103,7 +104,7 @@ def attack(
         info={
             "tv": DEFAULT_TV if options.tv is None else options.tv,
             "aware": options.aware,
-            "loss": loss_kind(update.defenses) if defended else "cosine",
+            "loss": kind if defended else "cosine",
             "gradient_evaluations": options.iterations * options.restarts,
             "budget": options.iterations * options.restarts,
             **summary,

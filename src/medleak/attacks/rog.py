@@ -169,8 +169,8 @@ def attack(
             **summary,
         )
 
-    images = apply_prior(options.prior, images, loss_kind(update.defenses) != "exact")
     info["prior"] = choose_prior(options.prior, loss_kind(update.defenses) != "exact")
+    images = apply_prior(info["prior"], images)
     return Reconstruction(
         images=images,
         labels=labels.clone(),
