@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from medleak.attacks import analytic
+from medleak.attacks import analytic, head_features
 from medleak.attacks.aware_loss import aware_loss, loss_kind
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import (
@@ -116,10 +116,30 @@ def attack(
         "loss": loss_kind(update.defenses) if options.aware else "exact",
     }
 
-    found = None
+    found = head = None
     if options.analytic:
         found = analytic.disaggregate_update(knowledge, update, seed)
-    if found is not None:
+        head = None if found is not None else head_features.exact_head_features(knowledge, update)
+    if head is not None:
+        images, initial, trace, evaluations = head_features.reconstruct(
+            knowledge,
+            update,
+            head,
+            labels,
+            options.feature_iterations or options.iterations,
+            DEFAULT_TV if options.tv is None else options.tv,
+            head_features.GRADIENT_WEIGHT,
+            seed,
+            progress,
+        )
+        info.update(
+            stage="head-features",
+            layer=head.layer.weight_name,
+            gradient_evaluations=evaluations,
+            budget=evaluations,
+            trace_restart=[0] * len(trace),
+        )
+    elif found is not None:
         layer, parts = found
         tv = DEFAULT_TV if options.tv is None else options.tv
         steps = options.feature_iterations or options.iterations
