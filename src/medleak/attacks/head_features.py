@@ -17,6 +17,7 @@ import torch
 
 from medleak.attacks.aware_loss import loss_kind
 from medleak.attacks.base import Progress, ServerKnowledge
+from medleak.attacks.bn_statistics import StatisticsTerm, penalty, recording
 from medleak.attacks.dummy import dummy_update, report, seeded_uniform, trainable_params
 from medleak.attacks.feature_inversion import MAX_LINE_SEARCH
 from medleak.attacks.gradient_matching import cosine, total_variation
@@ -96,12 +97,13 @@ def reconstruct(
     iterations: int,
     tv: float,
     gradient_weight: float,
+    term: StatisticsTerm | None,
     seed: int,
     progress: Progress | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[float], int]:
     """The gray image whose head features match ``found`` and whose update matches the received
-    one (cosine, weight ``gradient_weight``; 0 inverts the features alone); its start; the trace;
-    and the number of loss evaluations.
+    one (cosine, weight ``gradient_weight``; 0 inverts the features alone), plus the BatchNorm
+    statistics ``term`` when given; its start; the trace; and the number of loss evaluations.
 
     L-BFGS from mid-gray with faint seeded noise: with an exact target the problem is smooth
     enough for a quasi-Newton method, which converges where sign-Adam (IG) stalls.
@@ -128,8 +130,9 @@ def reconstruct(
         clamped = images.clamp(0, 1)
         loss = found.loss(knowledge, clamped) + tv * total_variation(clamped)
         if gradient_weight:
-            dummy = dummy_update(knowledge, params, clamped, labels, update)
-            loss = loss + gradient_weight * cosine(dummy, target)
+            with recording(term):
+                dummy = dummy_update(knowledge, params, clamped, labels, update)
+            loss = loss + gradient_weight * cosine(dummy, target) + penalty(term)
         loss.backward(inputs=[images])
         return loss
 
