@@ -229,17 +229,47 @@ def _run_attack(config: Any, out: Path, quiet: bool) -> dict[str, Any]:
     return write_run(result, out)
 
 
+def _defense_text(record: dict[str, Any]) -> str:
+    """The chain as spec strings (``topk:ratio=0.1 -> qsgd:levels=4``), unset values left out."""
+    specs = []
+    for stage in record.get("defenses") or []:
+        if not isinstance(stage, dict):
+            specs.append(str(stage))
+            continue
+        params = ",".join(
+            f"{k}={v}" for k, v in (stage.get("params") or {}).items() if v is not None
+        )
+        specs.append(f"{stage.get('name', '?')}:{params}" if params else str(stage.get("name")))
+    return " -> ".join(specs) if specs else "none"
+
+
 def _summary(record: dict[str, Any], out: Path) -> str:
+    """What a person needs from one run: what was attacked, how close, the floor, the verdict."""
     lines = [
+        f"defense: {_defense_text(record)}"
+        + (
+            f" (epsilon {record['epsilon']:.3g}, delta {record['delta']:.0e})"
+            if record.get("epsilon") is not None
+            else ""
+        ),
         f"PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f} "
         f"({record['attack']} on {record['model']}, {record['iterations']} iterations, "
         f"{record['seconds']:.1f} s)",
     ]
+    if record.get("blank_psnr") is not None and record.get("blank_ssim") is not None:
+        lines.append(
+            f"blank-image floor: PSNR {record['blank_psnr']:.2f} dB, SSIM "
+            f"{record['blank_ssim']:.3f} (what leaking nothing scores)"
+        )
     if record.get("reid_rate") is not None:
         lines.append(
             f"re-identified {record['reid_rate']:.0%} of the victims "
             f"(chance {record['reid_chance']:.1%} in a gallery of {record['gallery_size']})"
         )
+    from medleak.metrics.verdict import judge
+
+    verdict = judge(record)
+    lines.append(f"verdict: {verdict.reason}")
     lines.append(f"results in {out}/ (metrics.json, reconstruction.png, report.html)")
     return "\n".join(lines)
 

@@ -84,7 +84,7 @@ def test_summary_line_in_words():
     line = summary_line(m)
     assert line.startswith("3 of 4 patients re-identified (3 of 4 images) among 104 candidates")
     assert "mean SSIM 0.71" in line and "PSNR 21.3 dB" in line
-    assert "4 of 4 images (given to the attacker)" in line
+    assert "given to the attacker (an oracle)" in line and "recovered" not in line
     assert "blank gray" not in line  # only said when the record has it
     floor = summary_line({**m, "blank_ssim": 0.518, "blank_psnr": 15.06})
     assert "(a blank gray image scores SSIM 0.52, PSNR 15.1 dB)" in floor

@@ -21,6 +21,7 @@ from medleak.errors import MedleakError
 from medleak.experiments.config import dump_config
 from medleak.experiments.provenance import provenance
 from medleak.experiments.run import RunResult
+from medleak.metrics.verdict import judge
 
 METRICS_FILE = "metrics.json"
 TRACE_FILE = "trace.csv"
@@ -77,6 +78,7 @@ def metrics_record(result: RunResult) -> dict[str, Any]:
         "attack_info": result.reconstruction.info,
         "config": config.to_dict(),
     }
+    record.update(judge(record).to_dict())
     return _json_safe(record)
 
 

@@ -23,6 +23,7 @@ import yaml
 
 from medleak.data.batch import CLASS_NAMES
 from medleak.errors import MedleakError
+from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, judge
 from medleak.report.grid import grid_png
 from medleak.report.plots import comparison_chart, side_by_side, trace_plot
 
@@ -194,23 +195,26 @@ def summary_line(m: dict[str, Any]) -> str:
         )
     labels = _count(m.get("label_accuracy"), None, n)
     if labels:
-        given = " (given to the attacker)" if m.get("labels_source") == "known" else ""
-        parts.append(f"diagnosis label recovered for {labels[0]} of {labels[1]} images{given}")
+        if m.get("labels_source") == "known":
+            parts.append("the diagnosis labels were given to the attacker (an oracle)")
+        else:
+            parts.append(
+                f"diagnosis label recovered from the update for {labels[0]} of {labels[1]} images"
+            )
     return "; ".join(parts) + "."
 
 
-def verdict(m: dict[str, Any]) -> tuple[str, str]:
-    """A coloured badge: did anything identifiable leak, beyond what guessing achieves?"""
-    rate, p = m.get("reid_rate"), m.get("reid_p_value")
-    if not _is_num(rate):
-        return "unknown", "re-identification was not measured"
-    if rate == 0:
-        return "ok", "no image re-identified"
-    if _is_num(p) and p >= SIGNIFICANCE:
-        return "warn", "re-identification not above chance"
-    if not _is_num(p) and _is_num(m.get("reid_chance")) and rate <= m["reid_chance"]:
-        return "warn", "re-identification at chance level"
-    return "leak", "identifiable images leaked"
+BADGES = {LEAKS: "leak", NO_MEASURABLE_LEAKAGE: "ok", INCONCLUSIVE: "warn"}
+
+
+def verdict(m: dict[str, Any]) -> tuple[str, str, str]:
+    """Badge class, badge text and the one-sentence reason, from ``medleak.metrics.verdict``.
+
+    A record written before the verdict existed is judged again from its numbers, so old runs
+    get the same rule as new ones.
+    """
+    judged = judge(m)
+    return BADGES[judged.outcome], judged.outcome, judged.reason
 
 
 def _img(png: bytes, alt: str, cls: str) -> str:
@@ -385,7 +389,7 @@ def _provenance(m: dict[str, Any]) -> str:
 def run_section(view: RunView, index: int) -> str:
     """One run: summary, facts, grid, per-image table, loss trace, configuration."""
     m = view.metrics
-    badge_cls, badge_text = verdict(m)
+    badge_cls, badge_text, verdict_reason = verdict(m)
     facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in _facts(m))
     rows = _per_image_rows(m)
     table = (
@@ -405,6 +409,7 @@ def run_section(view: RunView, index: int) -> str:
     return f"""
 <section class="run" id="run-{index}">
   <h2>{escape(view.name)} <span class="badge {badge_cls}">{escape(badge_text)}</span></h2>
+  <p class="verdict {badge_cls}">{escape(verdict_reason)}</p>
   <p class="summary">{escape(summary_line(m))}</p>
   <dl class="facts">{facts}</dl>
   <h3>Originals (top) and what the server rebuilt (bottom)</h3>
