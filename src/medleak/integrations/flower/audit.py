@@ -9,10 +9,10 @@ aggregation runs unchanged.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from logging import INFO, WARNING
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,12 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+from flwr.supercore import log
 
 from medleak.experiments.record_store import write_record
 from medleak.integrations.flower import messages as m
+from medleak.integrations.flower.guard import GUARD_KEY
 from medleak.integrations.flower.probe import AttackPlan, composition, judge, run_probe
-
-log = logging.getLogger("medleak.flower")
 
 AUDIT_KIND = "audit"
 SECURE_AGGREGATION_NOTE = (
@@ -45,6 +45,8 @@ class DecodeStrategy(Strategy):
 
     model: a factory for the federation's model (which arrays are parameters, and the attack's
     architecture). Replies without a medleak encoding pass through as they are.
+    history: keep every round's global arrays and decoded updates (tests, debugging); by
+    default a round's are dropped once it is aggregated.
     """
 
     def __init__(
@@ -52,12 +54,14 @@ class DecodeStrategy(Strategy):
         strategy: Strategy,
         model: Callable[[], torch.nn.Module],
         keys: m.TrainKeys = m.DEFAULT_KEYS,
+        history: bool = False,
     ) -> None:
         super().__init__()
         self.strategy = strategy
         self.model_factory = model
         self.names = m.parameter_names(model())
         self.keys = keys
+        self.history = history
         self.sent: dict[int, dict[int, tuple[ArrayRecord, m.LocalTraining]]] = {}
         self.decoded: dict[int, dict[int, m.DecodedReply]] = {}
 
@@ -89,7 +93,9 @@ class DecodeStrategy(Strategy):
             self.inspect(server_round, node, reply, decoded[node])
             m.replace_arrays(reply, decoded[node].weights)
         self.after_round(server_round, replies)
-        self.sent.pop(server_round, None)
+        if not self.history:
+            self.sent.pop(server_round, None)
+            self.decoded.pop(server_round, None)
         return self.strategy.aggregate_train(server_round, replies)
 
     def inspect(
@@ -111,7 +117,7 @@ class DecodeStrategy(Strategy):
         return self.strategy.aggregate_evaluate(server_round, replies)
 
     def summary(self) -> None:
-        log.info("%s around %s", type(self).__name__, type(self.strategy).__name__)
+        log(INFO, "%s around %s", type(self).__name__, type(self.strategy).__name__)
         self.strategy.summary()
 
 
@@ -138,8 +144,9 @@ class AuditStrategy(DecodeStrategy):
         data_note: str = "",
         seed: int = 0,
         keys: m.TrainKeys = m.DEFAULT_KEYS,
+        history: bool = False,
     ) -> None:
-        super().__init__(strategy, model, keys)
+        super().__init__(strategy, model, keys, history)
         self.store = Path(store)
         self.plan = plan or AttackPlan()
         self.use_originals = use_originals
@@ -200,6 +207,7 @@ class AuditStrategy(DecodeStrategy):
             raw_bits=update.bits_raw,
             originals_offered=offered is not None,
             scored_with_originals=originals is not None,
+            guard=dict(reply.content.config_records.get(GUARD_KEY, {})) or None,
         )
         model = self.model_factory()
         w0 = m.to_tensors(self.sent[server_round][node][0])
@@ -211,7 +219,7 @@ class AuditStrategy(DecodeStrategy):
         except Exception as exc:  # an audit must never stop the federation
             record.update(status="attack-failed", reason=f"{type(exc).__name__}: {exc}")
             save_audit(self.store, record, {})
-            log.warning("audit round %d client %d: attack failed: %s", server_round, node, exc)
+            log(WARNING, "audit round %d client %d: attack failed: %s", server_round, node, exc)
             return
         rec = probe.reconstruction
         verdict, why = judge(probe.scores)
@@ -233,7 +241,8 @@ class AuditStrategy(DecodeStrategy):
         if originals is not None:
             tensors.update(originals=originals[0], labels=originals[1])
         save_audit(self.store, record, tensors)
-        log.info(
+        log(
+            INFO,
             "audit round %d client %d: %s (%s), %.1f s",
             server_round,
             node,

@@ -13,23 +13,22 @@ et al., 2023, NVFlare), here with medleak's attacks and verdict.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from logging import INFO, WARNING
 from typing import Any, Literal
 
 import torch
 from flwr.app import ConfigRecord, Context, Error, Message, MessageType
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.constant import ErrorCode
+from flwr.supercore import log
 
 from medleak.errors import ConfigError
 from medleak.integrations.flower import messages as m
 from medleak.integrations.flower.client import remembered_batch
 from medleak.integrations.flower.mods import client_seed, defended_chain, encode_reply
 from medleak.integrations.flower.probe import AttackPlan, judge, run_probe
-
-log = logging.getLogger("medleak.flower")
 
 GUARD_KEY = "medleak.guard"
 
@@ -125,13 +124,13 @@ class LeakageGuardMod:
             return reply
         decision = self.check(msg, reply, context)
         self.decisions.append(decision)
-        log.info("LeakageGuardMod: %s (%s)", decision.verdict, decision.reason)
+        log(INFO, "LeakageGuardMod: %s (%s)", decision.verdict, decision.reason)
         if not decision.crossed:
             self._note(reply, decision, "sent")
             return reply
         if self.action == "block":
             reason = f"LeakageGuardMod blocked the update: {decision.reason}"
-            log.warning(reason)
+            log(WARNING, reason)
             return Message(
                 Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason=reason), reply_to=msg
             )

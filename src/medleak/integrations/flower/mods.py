@@ -12,21 +12,20 @@ The server must decode (``DecodeStrategy`` or ``AuditStrategy``) before aggregat
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping, Sequence
+from logging import INFO
 from typing import Any
 
 import numpy as np
 import torch
 from flwr.app import ConfigRecord, Context, Message, MessageType
 from flwr.clientapp.typing import ClientAppCallable
+from flwr.supercore import log
 
 from medleak.defenses import DefenseChain, build_chain
 from medleak.errors import ConfigError
 from medleak.integrations.flower import messages as m
 from medleak.integrations.flower import wire
-
-log = logging.getLogger("medleak.flower")
 
 DP_REFUSAL = (
     "defense 'dp' cannot run after training (DP-SGD clips each example inside it); train with "
@@ -113,7 +112,8 @@ class DefenseMod:
         server_round = int(m.train_config(msg).get("server-round", 0))
         seed = client_seed(self.seed, server_round, int(context.node_id))
         info = encode_reply(reply, msg, self.chain, self.names, seed, self.keys)
-        log.info(
+        log(
+            INFO,
             "DefenseMod: %s sent as %s, %d of %d bits",
             " -> ".join(s["name"] for s in self.chain.resolved) or "none",
             info["encoding"],
