@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from medleak.attacks import bn_statistics
 from medleak.attacks.aware_loss import aware_loss, loss_kind
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import (
@@ -50,6 +51,7 @@ def _one_run(
     # IG's own loss is already cosine; the aware loss replaces it only under an obfuscation.
     defended = options.aware and loss_kind(update.defenses) != "exact"
     match = aware_loss(update.defenses) if defended else cosine
+    term = bn_statistics.term_for(knowledge, update, options.bn_statistics)
 
     images = seeded_uniform((knowledge.batch_size, channels, size, size), seed)
     images.requires_grad_(True)
@@ -59,8 +61,10 @@ def _one_run(
     trace: list[float] = []
     for iteration in range(options.iterations):
         optimizer.zero_grad(set_to_none=True)
-        dummy = dummy_update(knowledge, params, images, labels, update)
+        with bn_statistics.recording(term):
+            dummy = dummy_update(knowledge, params, images, labels, update)
         loss = match(dummy, target) + tv_weight * total_variation(images)
+        loss = loss + bn_statistics.penalty(term)
         loss.backward(inputs=[images])
         images.grad.sign_()  # type: ignore[union-attr]
         optimizer.step()
@@ -105,6 +109,8 @@ def attack(
             "tv": DEFAULT_TV if options.tv is None else options.tv,
             "aware": options.aware,
             "loss": kind if defended else "cosine",
+            "bn_statistics": bn_statistics.term_for(knowledge, update, options.bn_statistics)
+            is not None,
             "gradient_evaluations": options.iterations * options.restarts,
             "budget": options.iterations * options.restarts,
             **summary,

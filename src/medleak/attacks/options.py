@@ -37,6 +37,8 @@ class AttackOptions:
     init: ROG's latent start: ``uniform`` in [0, 1] (the reference) or ``gray`` (0.5 with faint
         seeded noise; medleak's default, steadier under heavy obfuscation).
     soft_labels: DLG only: with ``labels="inferred"``, optimise soft labels jointly (as DLG).
+    bn_statistics: match the BatchNorm batch statistics recovered from the running statistics
+        the client sent (``attacks.bn_statistics``); None = on when the update carries them.
     """
 
     iterations: int = 100
@@ -52,6 +54,7 @@ class AttackOptions:
     feature_iterations: int | None = None
     soft_labels: bool = False
     init: Literal["uniform", "gray"] = "gray"
+    bn_statistics: bool | None = None
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
