@@ -143,14 +143,28 @@ def pseudo_gradient(
     return {n: ((w0[n].double() - w[n].double()) / lr).float() for n in names}
 
 
-def as_update(tensors: dict[str, torch.Tensor], settings: FLSettings, batch_size: int) -> Update:
+def as_update(
+    tensors: dict[str, torch.Tensor],
+    settings: FLSettings,
+    batch_size: int,
+    buffers: dict[str, torch.Tensor] | None = None,
+) -> Update:
+    """A FedAvg update; ``buffers`` are the client's buffers after training, kept as sent."""
     return Update(
         tensors=tensors,
         kind="pseudo_gradient",
         fl=settings,
         batch_size=batch_size,
         bits_sent=32 * sum(t.numel() for t in tensors.values()),
+        buffers=buffers or None,
     )
+
+
+def buffers_in(
+    weights: Mapping[str, torch.Tensor], names: Sequence[str]
+) -> dict[str, torch.Tensor]:
+    """Everything the client sent besides the parameters (BatchNorm running statistics)."""
+    return {k: v for k, v in weights.items() if k not in set(names)}
 
 
 def wire_info(reply: Message) -> dict[str, Any] | None:
@@ -187,7 +201,7 @@ def decode_reply(
     if info is None:
         weights = to_tensors(record)
         tensors = pseudo_gradient(base, weights, names, training.lr)
-        update = as_update(tensors, settings, n)
+        update = as_update(tensors, settings, n, buffers_in(weights, names))
         info = {"encoding": "none", "chain": [], "payload_bits": update.bits_sent}
         info["message_bytes"] = int(record.count_bytes())
         return DecodedReply(update, weights, info)
@@ -196,9 +210,6 @@ def decode_reply(
     params = chain[-1]["params"] if chain else {}
     shapes = {name: tuple(base[name].shape) for name in names}
     tensors = wire.decode(parts, shapes, str(info["encoding"]), params)
-    update = as_update(tensors, settings, n).replace(
-        defenses=tuple(chain), bits_sent=int(info["payload_bits"])
-    )
     weights = dict(base)
     for name, g in tensors.items():
         weights[name] = (base[name].double() - training.lr * g.double()).to(base[name].dtype)
@@ -208,6 +219,9 @@ def decode_reply(
             if buffer not in parts:
                 raise MedleakError(f"the encoded reply lacks buffer {key!r}")
             weights[key] = torch.from_numpy(parts[buffer].copy())
+    update = as_update(tensors, settings, n, buffers_in(weights, names)).replace(
+        defenses=tuple(chain), bits_sent=int(info["payload_bits"])
+    )
     return DecodedReply(update, weights, dict(info))
 
 

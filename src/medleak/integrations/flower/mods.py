@@ -62,7 +62,10 @@ def encode_reply(
     key, record = m.reply_arrays(reply)
     weights = m.to_tensors(record)
     update = m.as_update(
-        m.pseudo_gradient(base, weights, names, training.lr), training.settings(n), n
+        m.pseudo_gradient(base, weights, names, training.lr),
+        training.settings(n),
+        n,
+        m.buffers_in(weights, names),
     )
     arrays, out = wire.encode(chain, update, seed)
     for name, value in weights.items():
