@@ -134,12 +134,12 @@ def test_guard_refuses_without_remembered_batch():
         guard(train_message(11), context(11), forgetful)
 
 
-def _round(strategy, mod):
+def _round(strategy, mod, config=None):
     messages = list(
         strategy.configure_train(
             1,
             ArrayRecord(make_model().state_dict()),
-            ConfigRecord({"lr": 0.01, "local-steps": 1}),
+            ConfigRecord(config or {"lr": 0.01, "local-steps": 1}),
             FakeGrid(),
         )
     )
@@ -184,3 +184,21 @@ def test_decoded_weights_are_what_fedavg_aggregates(tmp_path):
     assert [r["status"] for r in records] == ["attacked", "attacked"]
     assert all(r["scores"] is None and r["verdict"] == "inconclusive" for r in records)
     assert all(sum(r["recovered_composition"].values()) == 2 for r in records)
+
+
+def test_shuffled_minibatches_are_outside_the_threat_model(tmp_path):
+    store = tmp_path / "audit.sqlite"
+    strategy = AuditStrategy(
+        FedAvg(fraction_evaluate=0.0),
+        make_model,
+        store,
+        AttackPlan("rog", SIZE, AttackOptions(iterations=2, labels="inferred")),
+    )
+    config = {"lr": 0.01, "local-epochs": 2, "batch-size": 1}
+    strategy.aggregate_train(1, _round(strategy, DefenseMod(["fp16"], make_model), config))
+    records = [r for r, _ in read_records(store, "audit")]
+    assert len(records) == 2
+    for record in records:
+        assert record["threat_model_match"] is False
+        assert "outside the modelled threat" in record["threat_model_reason"]
+        assert record["reported_steps"] == 4 and record["fl"]["local_steps"] == 4
