@@ -106,6 +106,13 @@ ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
             "help": "match BatchNorm statistics from the sent buffers (default: when sent)",
         },
     ),
+    "--fedavg-model": (
+        "attack.fedavg_model",
+        {
+            "choices": ["unroll", "first-order"],
+            "help": "attacker's model of FedAvg: unroll tau steps (default) or tau x one gradient",
+        },
+    ),
     "--feature-iterations": (
         "attack.feature_iterations",
         {

@@ -122,13 +122,15 @@ class StatisticsTerm:
         """Mean over layers of the relative squared error of the mixed mean and variance."""
         total = torch.zeros(())
         for name, passes in self._recorded.items():
-            if len(passes) != len(self.stats.mixture):
+            # One pass for tau steps: a first-order attacker model, whose statistics at w0 stand
+            # for all tau (the weights move little at FL's learning rates).
+            mixture = (1.0,) if len(passes) == 1 else self.stats.mixture
+            if len(passes) != len(mixture):
                 raise RuntimeError(
-                    f"BatchNorm layer {name!r} ran {len(passes)} times, expected "
-                    f"{len(self.stats.mixture)}"
+                    f"BatchNorm layer {name!r} ran {len(passes)} times, expected {len(mixture)}"
                 )
-            mean = sum(w * m for w, (m, _) in zip(self.stats.mixture, passes))
-            var = sum(w * v for w, (_, v) in zip(self.stats.mixture, passes))
+            mean = sum(w * m for w, (m, _) in zip(mixture, passes))
+            var = sum(w * v for w, (_, v) in zip(mixture, passes))
             target_mean, target_var = self.stats.means[name], self.stats.variances[name]
             error = (mean - target_mean).pow(2).sum() + (var - target_var).pow(2).sum()
             scale = target_mean.pow(2).sum() + target_var.pow(2).sum()

@@ -72,6 +72,7 @@ def optimise_latent(
     params = trainable_params(knowledge)
     target = {n: t.detach() for n, t in update.tensors.items()}
     loss_fn = aware_loss(update.defenses, options.aware)
+    first_order = options.fedavg_model == "first-order"
     nothing = float(loss_fn({n: torch.zeros_like(t) for n, t in target.items()}, target))
     term = bn_statistics.term_for(knowledge, update, options.bn_statistics, nothing)
 
@@ -86,7 +87,9 @@ def optimise_latent(
     for iteration in range(options.iterations):
         optimizer.zero_grad(set_to_none=True)
         with bn_statistics.recording(term):
-            dummy = dummy_update(knowledge, params, upsample(latent, size), labels, update)
+            dummy = dummy_update(
+                knowledge, params, upsample(latent, size), labels, update, first_order
+            )
         loss = loss_fn(dummy, target) + bn_statistics.penalty(term)
         loss.backward(inputs=[latent])
         optimizer.step()
@@ -116,6 +119,7 @@ def attack(
         "latent_size": size // options.scale_factor,
         "reconstruct_channels": options.reconstruct_channels,
         "aware": options.aware,
+        "fedavg_model": options.fedavg_model,
         "loss": loss_kind(update.defenses) if options.aware else "exact",
         "bn_statistics": bn_statistics.term_for(knowledge, update, options.bn_statistics)
         is not None,

@@ -62,6 +62,7 @@ class AttackConfig:
     soft_labels: bool = False
     preset: str | None = None
     bn_statistics: bool | None = None
+    fedavg_model: str = "unroll"
 
 
 @dataclass

@@ -72,6 +72,7 @@ def plan_run(config: RunConfig) -> Plan:
         feature_iterations=config.attack.feature_iterations,
         soft_labels=config.attack.soft_labels,
         bn_statistics=config.attack.bn_statistics,
+        fedavg_model=config.attack.fedavg_model,  # type: ignore[arg-type]
     )
     options = apply_preset(config.attack.preset, options)
     check_prior(options.prior)
