@@ -139,6 +139,14 @@ ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         {"type": int, "help": "re-identification distractors"},
     ),
     "--lpips-weights": ("metrics.lpips_weights", {"help": "folder with LPIPS AlexNet weights"}),
+    "--show-sources": (
+        "metrics.show_sources",
+        {
+            "action": "store_const",
+            "const": True,
+            "help": "keep real file names in the outputs (default: a keyed pseudonym)",
+        },
+    ),
 }
 
 
@@ -153,6 +161,7 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config; explicit options override it")
     parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--force", action="store_true", help="replace a run already in --out")
     for flag, (_, kwargs) in ATTACK_OPTIONS.items():
         parser.add_argument(flag, **{"default": None, **kwargs})
 
@@ -162,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="medleak",
         description="How much of a client's chest X-rays can a federated-learning server rebuild?",
     )
+    parser.add_argument("--version", action="version", version=f"medleak {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     attack = commands.add_parser("attack", help="attack one client update and score it")
     _attack_arguments(attack)
@@ -184,8 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
     prior.add_argument("--quiet", action="store_true", help="no progress bar")
     report = commands.add_parser("report", help="one HTML report from one or more run folders")
     report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
-    report.add_argument("--out", default="report.html", help="HTML file to write")
+    report.add_argument(
+        "--out", default="report.html", help="HTML file to write, or a folder (DIR/report.html)"
+    )
+    report.add_argument("--force", action="store_true", help="replace an existing report file")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("medleak")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -208,13 +230,17 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_attack(config: Any, out: Path, quiet: bool) -> dict[str, Any]:
+def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, Any]:
+    import torch
     from tqdm import tqdm
 
     from medleak.experiments.run import execute, plan_run
-    from medleak.experiments.store import write_run
+    from medleak.experiments.store import prepare_run_folder, write_run
 
     _set_threads(config.threads)
+    # Record the thread count actually used: results are reproducible per thread count.
+    config.threads = torch.get_num_threads()
+    prepare_run_folder(out, force=force)
     plan = plan_run(config)
     bar = tqdm(total=config.attack.iterations, desc=config.attack.name, disable=quiet, unit="it")
 
@@ -281,7 +307,7 @@ def command_attack(args: argparse.Namespace) -> int:
     config = apply_overrides(base, _overrides(args))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/{config.attack.name}-{config.model.name}-{stamp}")
-    record = _run_attack(config, out, args.quiet)
+    record = _run_attack(config, out, args.quiet, args.force)
     print(_summary(record, out))
     return 0
 
@@ -292,10 +318,27 @@ def command_demo(args: argparse.Namespace) -> int:
     config = RunConfig()
     out = Path(args.out)
     print("medleak demo: ROG on ROG's LeNet, FedSGD, 4 synthetic phantom X-rays at 128x128")
-    record = _run_attack(config, out, args.quiet)
+    replacing = _holds_demo(out, config)
+    if replacing:
+        print(f"(replacing the previous demo output in {out})")
+    record = _run_attack(config, out, args.quiet, force=replacing)
     print(_summary(record, out))
     print(f"open {out / 'report.html'} in a browser, or look at {out / 'reconstruction.png'}")
     return 0
+
+
+def _holds_demo(out: Path, config: Any) -> bool:
+    """True when ``out`` holds an earlier demo run (which the demo may replace), not other work."""
+    import json
+
+    try:
+        old = json.loads((out / "metrics.json").read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    new = config.to_dict()
+    return {k: v for k, v in old.items() if k != "threads"} == {
+        k: v for k, v in new.items() if k != "threads"
+    }
 
 
 def command_defenses(args: argparse.Namespace) -> int:
@@ -308,7 +351,7 @@ def command_defenses(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from medleak.report import write_report
 
-    path = write_report([Path(r) for r in args.runs], Path(args.out))
+    path = write_report([Path(r) for r in args.runs], Path(args.out), force=args.force)
     print(f"report written to {path}")
     return 0
 
@@ -342,6 +385,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        build_parser().print_help()
+        return 0
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

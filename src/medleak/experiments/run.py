@@ -55,9 +55,23 @@ class RunResult:
     seconds: float
 
 
+#: Largest image side medleak attacks; ROG's own experiments stop at 256 px.
+MAX_IMAGE_SIZE = 1024
+
+
 def plan_run(config: RunConfig) -> Plan:
     """Validate every option and load the victim batch; no attack work yet."""
     get_attack(config.attack.name)
+    if config.metrics.gallery_size < 0:
+        raise ConfigError(
+            "gallery size must be >= 0 (0 = no re-identification), "
+            f"got {config.metrics.gallery_size}"
+        )
+    if config.data.image_size > MAX_IMAGE_SIZE:
+        raise ConfigError(
+            f"image size {config.data.image_size} is above the supported {MAX_IMAGE_SIZE} px "
+            "(gradient inversion at that size needs far more memory than a workstation has)"
+        )
     options = AttackOptions(
         iterations=config.attack.iterations,
         scale_factor=config.attack.scale_factor,

@@ -24,6 +24,7 @@ import yaml
 from medleak.data.batch import CLASS_NAMES
 from medleak.errors import MedleakError
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, judge
+from medleak.private_files import private_dir, write_private
 from medleak.report.grid import grid_png
 from medleak.report.plots import comparison_chart, side_by_side, trace_plot
 
@@ -570,19 +571,30 @@ def render_report(views: Sequence[RunView]) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dirs: Sequence[Path | str], out: Path | str) -> Path:
+def report_path(out: Path | str, *, force: bool) -> Path:
+    """Where the report goes: ``out`` itself, or ``out/report.html`` for a folder.
+
+    An existing file is never replaced unless ``force``: it may be a report someone filed.
+    """
+    out = Path(out)
+    if out.is_dir():
+        out = out / "report.html"
+    if out.exists() and not force:
+        raise MedleakError(f"{out} already exists; choose another --out or pass --force")
+    return out
+
+
+def write_report(run_dirs: Sequence[Path | str], out: Path | str, *, force: bool = False) -> Path:
     """Write one self-contained HTML report for one or more run folders; returns its path.
 
     A folder without ``metrics.json`` is a MedleakError; any other missing file only shortens its
-    section, with a note saying what is missing.
+    section, with a note saying what is missing. The file is private (0600): it embeds images.
     """
     paths = [Path(p) for p in run_dirs]
     if not paths:
         raise MedleakError("no run folders given to the report")
     views = [load_run_view(p, n) for p, n in zip(paths, _unique_names(paths), strict=True)]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(render_report(views), encoding="utf-8")
-    tmp.replace(out)
-    return out
+    out = report_path(out, force=force)
+    if not out.parent.is_dir():
+        private_dir(out.parent)
+    return write_private(out, render_report(views).encode("utf-8"))
