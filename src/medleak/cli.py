@@ -48,6 +48,13 @@ ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "--fl": ("fl.algorithm", {"choices": ["fedsgd", "fedavg"], "help": "client algorithm"}),
     "--local-steps": ("fl.local_steps", {"type": int, "help": "FedAvg local SGD steps tau"}),
     "--local-lr": ("fl.local_lr", {"type": float, "help": "FedAvg local learning rate"}),
+    "--send-buffers": (
+        "fl.send_buffers",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "the update carries BatchNorm running statistics (default: FedAvg yes)",
+        },
+    ),
     "--defense": (
         "defenses",
         {
@@ -92,6 +99,20 @@ ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "action": argparse.BooleanOptionalAction,
             "help": "ROG: disaggregate the batch at a wide linear layer (default on)",
+        },
+    ),
+    "--bn-statistics": (
+        "attack.bn_statistics",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "match BatchNorm statistics from the sent buffers (default: when sent)",
+        },
+    ),
+    "--fedavg-model": (
+        "attack.fedavg_model",
+        {
+            "choices": ["unroll", "first-order"],
+            "help": "attacker's model of FedAvg: unroll tau steps (default) or tau x one gradient",
         },
     ),
     "--feature-iterations": (

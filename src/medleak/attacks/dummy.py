@@ -9,7 +9,7 @@ import torch
 from medleak.attacks.base import Progress, ServerKnowledge
 from medleak.attacks.options import AttackOptions
 from medleak.errors import ConfigError, MedleakError
-from medleak.fl import Update, client_update_tensors, parameters_of
+from medleak.fl import FLSettings, Update, client_update_tensors, parameters_of
 from medleak.models import to_model_input
 
 LossOf = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
@@ -53,12 +53,20 @@ def dummy_update(
     images: torch.Tensor,
     labels: torch.Tensor,
     update: Update,
+    first_order: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The update the client would have sent for ``images``, differentiable w.r.t. the images.
 
-    FedAvg is unrolled through all tau local steps (not approximated by one gradient).
+    FedAvg is unrolled through all tau local steps, unless ``first_order``: then its
+    pseudo-gradient, the sum of the tau step gradients, is modelled as tau times the gradient at
+    the sent weights, exact to O(lr * tau) and tau times cheaper (``options.fedavg_model``).
     """
     inputs = to_model_input(images, knowledge.channels)
+    if first_order and update.fl.steps > 1:
+        single = client_update_tensors(
+            knowledge.model, params, inputs, labels, FLSettings(), create_graph=True
+        )
+        return {n: update.fl.steps * g for n, g in single.items()}
     return client_update_tensors(
         knowledge.model, params, inputs, labels, update.fl, create_graph=True
     )

@@ -4,13 +4,16 @@ Full-resolution dummy images, loss = 1 - cosine similarity of the concatenated u
 total-variation prior, Adam on the SIGN of the image gradient, step decay by 10x at 3/8, 5/8 and
 7/8 of the iterations, images clamped to the valid box [0, 1] after every step; several random
 restarts, best by loss.
-medleak adds inferred labels and, under an obfuscation, the aware loss (``attacks.aware_loss``).
+medleak adds inferred labels, under an obfuscation the aware loss (``attacks.aware_loss``), the
+BatchNorm statistics the client sent (``attacks.bn_statistics``) and, at batch 1 through a biased
+head, the exact head features (``attacks.head_features``; switched with ``analytic``).
 """
 
 from __future__ import annotations
 
 import torch
 
+from medleak.attacks import bn_statistics, head_features
 from medleak.attacks.aware_loss import aware_loss, loss_kind
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import (
@@ -50,6 +53,9 @@ def _one_run(
     # IG's own loss is already cosine; the aware loss replaces it only under an obfuscation.
     defended = options.aware and loss_kind(update.defenses) != "exact"
     match = aware_loss(update.defenses) if defended else cosine
+    term = bn_statistics.term_for(knowledge, update, options.bn_statistics)
+    first_order = options.fedavg_model == "first-order"
+    head = head_features.exact_head_features(knowledge, update) if options.analytic else None
 
     images = seeded_uniform((knowledge.batch_size, channels, size, size), seed)
     images.requires_grad_(True)
@@ -59,8 +65,12 @@ def _one_run(
     trace: list[float] = []
     for iteration in range(options.iterations):
         optimizer.zero_grad(set_to_none=True)
-        dummy = dummy_update(knowledge, params, images, labels, update)
+        with bn_statistics.recording(term):
+            dummy = dummy_update(knowledge, params, images, labels, update, first_order)
         loss = match(dummy, target) + tv_weight * total_variation(images)
+        loss = loss + bn_statistics.penalty(term)
+        if head is not None:
+            loss = loss + head.loss(knowledge, images)
         loss.backward(inputs=[images])
         images.grad.sign_()  # type: ignore[union-attr]
         optimizer.step()
@@ -104,7 +114,12 @@ def attack(
         info={
             "tv": DEFAULT_TV if options.tv is None else options.tv,
             "aware": options.aware,
+            "fedavg_model": options.fedavg_model,
             "loss": kind if defended else "cosine",
+            "bn_statistics": bn_statistics.term_for(knowledge, update, options.bn_statistics)
+            is not None,
+            "head_features": options.analytic
+            and head_features.exact_head_features(knowledge, update) is not None,
             "gradient_evaluations": options.iterations * options.restarts,
             "budget": options.iterations * options.restarts,
             **summary,

@@ -37,6 +37,10 @@ class AttackOptions:
     init: ROG's latent start: ``uniform`` in [0, 1] (the reference) or ``gray`` (0.5 with faint
         seeded noise; medleak's default, steadier under heavy obfuscation).
     soft_labels: DLG only: with ``labels="inferred"``, optimise soft labels jointly (as DLG).
+    bn_statistics: match the BatchNorm batch statistics recovered from the running statistics
+        the client sent (``attacks.bn_statistics``); None = on when the update carries them.
+    fedavg_model: how the attacker models FedAvg's tau local steps: ``unroll`` them exactly, or
+        ``first-order`` (tau times one gradient at the sent weights; tau times cheaper).
     """
 
     iterations: int = 100
@@ -52,6 +56,8 @@ class AttackOptions:
     feature_iterations: int | None = None
     soft_labels: bool = False
     init: Literal["uniform", "gray"] = "gray"
+    bn_statistics: bool | None = None
+    fedavg_model: Literal["unroll", "first-order"] = "unroll"
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -66,6 +72,10 @@ class AttackOptions:
             raise ConfigError(f"labels must be 'known' or 'inferred', got {self.labels!r}")
         if self.init not in ("uniform", "gray"):
             raise ConfigError(f"init must be uniform or gray, got {self.init!r}")
+        if self.fedavg_model not in ("unroll", "first-order"):
+            raise ConfigError(
+                f"fedavg model must be unroll or first-order, got {self.fedavg_model!r}"
+            )
         if self.restarts < 1:
             raise ConfigError(f"restarts must be a positive integer, got {self.restarts}")
         if self.feature_iterations is not None and self.feature_iterations < 1:

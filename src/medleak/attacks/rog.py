@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from medleak.attacks import analytic
+from medleak.attacks import analytic, bn_statistics, head_features
 from medleak.attacks.aware_loss import aware_loss, loss_kind
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import (
@@ -72,6 +72,9 @@ def optimise_latent(
     params = trainable_params(knowledge)
     target = {n: t.detach() for n, t in update.tensors.items()}
     loss_fn = aware_loss(update.defenses, options.aware)
+    first_order = options.fedavg_model == "first-order"
+    nothing = float(loss_fn({n: torch.zeros_like(t) for n, t in target.items()}, target))
+    term = bn_statistics.term_for(knowledge, update, options.bn_statistics, nothing)
 
     latent = start_latent((knowledge.batch_size, channels, side, side), seed, options.init)
     latent.requires_grad_(True)
@@ -83,8 +86,11 @@ def optimise_latent(
     trace: list[float] = []
     for iteration in range(options.iterations):
         optimizer.zero_grad(set_to_none=True)
-        dummy = dummy_update(knowledge, params, upsample(latent, size), labels, update)
-        loss = loss_fn(dummy, target)
+        with bn_statistics.recording(term):
+            dummy = dummy_update(
+                knowledge, params, upsample(latent, size), labels, update, first_order
+            )
+        loss = loss_fn(dummy, target) + bn_statistics.penalty(term)
         loss.backward(inputs=[latent])
         optimizer.step()
         schedule.step()
@@ -113,13 +119,37 @@ def attack(
         "latent_size": size // options.scale_factor,
         "reconstruct_channels": options.reconstruct_channels,
         "aware": options.aware,
+        "fedavg_model": options.fedavg_model,
         "loss": loss_kind(update.defenses) if options.aware else "exact",
+        "bn_statistics": bn_statistics.term_for(knowledge, update, options.bn_statistics)
+        is not None,
     }
 
-    found = None
+    found = head = None
     if options.analytic:
         found = analytic.disaggregate_update(knowledge, update, seed)
-    if found is not None:
+        head = None if found is not None else head_features.exact_head_features(knowledge, update)
+    if head is not None:
+        images, initial, trace, evaluations = head_features.reconstruct(
+            knowledge,
+            update,
+            head,
+            labels,
+            options.feature_iterations or options.iterations,
+            DEFAULT_TV if options.tv is None else options.tv,
+            head_features.GRADIENT_WEIGHT,
+            bn_statistics.term_for(knowledge, update, options.bn_statistics),
+            seed,
+            progress,
+        )
+        info.update(
+            stage="head-features",
+            layer=head.layer.weight_name,
+            gradient_evaluations=evaluations,
+            budget=evaluations,
+            trace_restart=[0] * len(trace),
+        )
+    elif found is not None:
         layer, parts = found
         tv = DEFAULT_TV if options.tv is None else options.tv
         steps = options.feature_iterations or options.iterations

@@ -42,6 +42,7 @@ class FLConfig:
     algorithm: str = "fedsgd"
     local_steps: int = 1
     local_lr: float = 1e-4
+    send_buffers: bool | None = None
 
 
 @dataclass
@@ -60,6 +61,8 @@ class AttackConfig:
     feature_iterations: int | None = None
     soft_labels: bool = False
     preset: str | None = None
+    bn_statistics: bool | None = None
+    fedavg_model: str = "unroll"
 
 
 @dataclass

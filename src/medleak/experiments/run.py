@@ -71,6 +71,8 @@ def plan_run(config: RunConfig) -> Plan:
         analytic=config.attack.analytic,
         feature_iterations=config.attack.feature_iterations,
         soft_labels=config.attack.soft_labels,
+        bn_statistics=config.attack.bn_statistics,
+        fedavg_model=config.attack.fedavg_model,  # type: ignore[arg-type]
     )
     options = apply_preset(config.attack.preset, options)
     check_prior(options.prior)
@@ -83,6 +85,7 @@ def plan_run(config: RunConfig) -> Plan:
         algorithm=config.fl.algorithm,  # type: ignore[arg-type]
         local_steps=config.fl.local_steps,
         local_lr=config.fl.local_lr,
+        send_buffers=config.fl.send_buffers,
     )
     chain = build_chain(config.defenses)
     model = build_model(

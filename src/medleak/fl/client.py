@@ -104,9 +104,13 @@ def compute_update(model: nn.Module, batch: Batch, settings: FLSettings) -> Upda
     """What an honest client sends for ``batch`` under ``settings`` (no obfuscation yet)."""
     params = {n: p.requires_grad_(True) for n, p in parameters_of(model).items()}
     inputs = to_model_input(batch.images, model_info(model).channels)
-    tensors = client_update_tensors(model, params, inputs, batch.labels, settings)
+    # The copies are updated in place by every training-mode forward pass: after the steps they
+    # hold the running statistics the client would send.
+    buffers = buffers_of(model)
+    tensors = _sgd_steps(model, dict(params), buffers, inputs, batch.labels, settings, False)
     tensors = {n: t.detach() for n, t in tensors.items()}
     update = Update(
+        buffers=buffers if settings.sends_buffers and buffers else None,
         tensors=tensors,
         kind="gradient" if settings.algorithm == "fedsgd" else "pseudo_gradient",
         fl=settings,

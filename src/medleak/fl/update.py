@@ -19,11 +19,15 @@ class FLSettings:
 
     fedsgd: the update is the gradient of the mean loss over the batch.
     fedavg: ``local_steps`` full-batch SGD steps at ``local_lr``; the update is (w0 - w_tau) / lr.
+    send_buffers: whether the update carries the model's buffers after local training (BatchNorm
+        running statistics, as FedAvg clients send them so the server can average them); None =
+        FedAvg yes, FedSGD no.
     """
 
     algorithm: Algorithm = "fedsgd"
     local_steps: int = 1
     local_lr: float = 1e-4
+    send_buffers: bool | None = None
 
     def __post_init__(self) -> None:
         if self.algorithm not in ("fedsgd", "fedavg"):
@@ -32,6 +36,12 @@ class FLSettings:
             raise ConfigError(f"local steps must be >= 1, got {self.local_steps}")
         if not self.local_lr > 0:
             raise ConfigError(f"local learning rate must be > 0, got {self.local_lr}")
+
+    @property
+    def sends_buffers(self) -> bool:
+        if self.send_buffers is None:
+            return self.algorithm == "fedavg"
+        return self.send_buffers
 
     @property
     def steps(self) -> int:
@@ -49,6 +59,8 @@ class Update:
     defenses: the resolved obfuscations applied, in order, as {"name": ..., "params": {...}};
         an attacker may read these (the protocol is public) to be obfuscation-aware.
     privacy: formal DP guarantee when a DP defense ran: epsilon, delta, sample_rate, steps.
+    buffers: the client's buffers after local training (BatchNorm running statistics) when it
+        sends them (``FLSettings.sends_buffers``), else None; obfuscations leave them as they are.
     """
 
     tensors: dict[str, torch.Tensor]
@@ -58,6 +70,7 @@ class Update:
     bits_sent: int
     defenses: tuple[dict[str, Any], ...] = ()
     privacy: dict[str, Any] | None = field(default=None)
+    buffers: dict[str, torch.Tensor] | None = field(default=None)
 
     @property
     def num_coordinates(self) -> int:
