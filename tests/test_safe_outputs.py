@@ -125,3 +125,34 @@ def test_version_and_bare_command(capsys):
     assert capsys.readouterr().out.startswith("medleak ")
     assert main([]) == 0
     assert "usage: medleak" in capsys.readouterr().out
+
+
+def _folder_of(tmp_path, side):
+    root = tmp_path / f"side{side}"
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (root / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray((torch.rand(side, side) * 255).to(torch.uint8).numpy()).save(
+                root / cls / f"im{i}.png"
+            )
+    return root
+
+
+def test_tiny_images_are_an_error_small_ones_a_warning(tmp_path, capsys):
+    code, _, err = _run(
+        ["attack", *TINY, "--data", str(_folder_of(tmp_path, 1)), "--out", str(tmp_path / "a")],
+        capsys,
+    )
+    assert code == 2 and "below the 16 px minimum" in err
+    with pytest.warns(UserWarning, match="upscaled more than 4x"):
+        code = main(["attack", *TINY, "--image-size", "128", "--data",
+                     str(_folder_of(tmp_path, 20)), "--out", str(tmp_path / "b")])  # fmt: skip
+    assert code == 0
+
+
+def test_unreadable_weights_file_says_why_in_words(tmp_path, capsys):
+    weights = tmp_path / "weights.pt"
+    weights.write_text("this is not a state dict")
+    code, _, err = _run(["attack", *TINY, "--weights", str(weights), "--out",
+                         str(tmp_path / "r")], capsys)  # fmt: skip
+    assert code == 2 and str(weights) in err and "not a readable torch state dict" in err

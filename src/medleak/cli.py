@@ -386,7 +386,14 @@ COMMANDS = {
 }
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"medleak: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         build_parser().print_help()

@@ -51,9 +51,11 @@ def test_topk_case_on_real_xrays_leaks_on_pixel_similarity():
 
 
 def test_at_floor_with_small_gallery_is_inconclusive():
-    # One image in a gallery of 8: even a hit is p = 1/8, so the test had no power.
-    v = judge(_metrics(gallery_size=8, reid_count=0, num_images=1))
+    # The case: 4 images in a gallery of 8; re-identifying half would be p = 0.26.
+    v = judge(_metrics(gallery_size=8, reid_count=1))
     assert v.outcome == INCONCLUSIVE
+    # One image in a gallery of 8: even a hit is p = 1/8.
+    assert judge(_metrics(gallery_size=8, reid_count=0, num_images=1)).outcome == INCONCLUSIVE
     assert "gallery of 8" in v.reason
     assert v.evidence["reid_smallest_p"] >= 0.05
 

@@ -26,6 +26,7 @@ from medleak.data import Batch, Dataset, DataSpec, open_dataset, select_batch
 from medleak.defenses import DefenseChain, build_chain
 from medleak.errors import ConfigError, RunFailed
 from medleak.experiments.config import RunConfig
+from medleak.experiments.memory_guard import check_fits
 from medleak.fl import FLSettings, Update
 from medleak.metrics import evaluate
 from medleak.models import build_model
@@ -108,6 +109,14 @@ def plan_run(config: RunConfig) -> Plan:
         config.data.image_size,
         seed=config.seed,
         weights=config.model.weights,
+    )
+    exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
+    check_fits(
+        model,
+        batch_size=config.data.batch_size,
+        channels=config.model.channels,
+        image_size=config.data.image_size,
+        unrolled_steps=config.fl.local_steps if exact_unroll else 1,
     )
     spec = DataSpec(
         source=config.data.source,

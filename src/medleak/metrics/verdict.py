@@ -12,6 +12,7 @@ The input is a ``metrics.json``-shaped mapping, so stored records can be judged 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from math import comb, isfinite
@@ -30,6 +31,10 @@ SSIM_MARGIN = 0.05
 PSNR_MARGIN_DB = 1.0
 #: Significance level of the re-identification and label tests, and the power requirement.
 ALPHA = 0.05
+#: The re-identification test "has the power to see a leak" when re-identifying this fraction of
+#: the batch (at least one image) would already be significant. Requiring only a *full*
+#: re-identification would let 3 of 4 victims found in a gallery of 8 (p = 0.13) count as safe.
+POWER_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ def judge(metrics: Mapping[str, Any], *, num_classes: int = 2) -> Verdict:
 
     reid_power: float | None = None
     if isinstance(gallery, int) and gallery > 0 and n > 0 and isinstance(hits, int):
-        reid_power = chance_p_value(n, n, gallery)
+        reid_power = chance_p_value(max(1, math.ceil(POWER_FRACTION * n)), n, gallery)
         p = p_reid if p_reid is not None else chance_p_value(hits, n, gallery)
         evidence.update(
             reid_count=hits, gallery_size=gallery, reid_p_value=p, reid_smallest_p=reid_power
@@ -179,7 +184,7 @@ def judge(metrics: Mapping[str, Any], *, num_classes: int = 2) -> Verdict:
         return Verdict(
             INCONCLUSIVE,
             f"Inconclusive: the reconstructions are at the blank-image floor, but with {n} "
-            f"image(s) in a gallery of {gallery} even re-identifying all of them would only "
+            f"image(s) in a gallery of {gallery} even re-identifying half of them would only "
             f"reach p = {reid_power:.2g}, so this test could not have seen a leak "
             f"(use a larger gallery).",
             evidence,
@@ -187,7 +192,7 @@ def judge(metrics: Mapping[str, Any], *, num_classes: int = 2) -> Verdict:
     return Verdict(
         NO_MEASURABLE_LEAKAGE,
         f"No measurable leakage: SSIM and PSNR are at the blank-image floor and re-identification "
-        f"is at chance in a gallery of {gallery} (a full re-identification would have reached "
-        f"p = {reid_power:.2g}); this attack found nothing, a stronger one still might.",
+        f"is at chance in a gallery of {gallery} (re-identifying half the batch would have "
+        f"reached p = {reid_power:.2g}); this attack found nothing, a stronger one still might.",
         evidence,
     )
