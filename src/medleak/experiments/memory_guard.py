@@ -26,6 +26,9 @@ from medleak.errors import ConfigError
 #: parameter copies alive at the peak: weights, the client's update, the dummy's gradient and
 #: its derivative, the defense's output
 PARAMETER_COPIES = 6.0
+#: what the run allocates beyond the model and the attack: thread pools, allocator slack,
+#: scoring, the report's figures
+RUNTIME_OVERHEAD_BYTES = 256 * 2**20
 #: activation copies alive at the peak of a double backward (forward, backward, their derivatives)
 ACTIVATION_COPIES = 6.0
 
@@ -83,6 +86,7 @@ def estimate_peak_bytes(
     activations = forward_activation_bytes(model, batch_size, channels, image_size)
     return int(
         current_rss_bytes()
+        + RUNTIME_OVERHEAD_BYTES
         + PARAMETER_COPIES * params
         + ACTIVATION_COPIES * activations * max(1, unrolled_steps)
     )

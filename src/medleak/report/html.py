@@ -128,12 +128,14 @@ def fmt(v: Any, digits: int = 2, unit: str = "") -> str:
 
 
 def fmt_bits(bits: Any) -> str:
+    """A bit count in the bytes people reason in (8 bits a byte, binary prefixes)."""
     if not _is_num(bits):
         return "n/a"
-    for unit, size in (("Gbit", 1e9), ("Mbit", 1e6), ("kbit", 1e3)):
-        if abs(bits) >= size:
-            return f"{bits / size:.2f} {unit}"
-    return f"{bits:.0f} bit"
+    size = bits / 8
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(size) >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size:.0f} B"
 
 
 def _label(v: Any) -> str:
@@ -160,6 +162,13 @@ def _num_images(m: dict[str, Any]) -> int | None:
     return len(per_image) if isinstance(per_image, list) else None
 
 
+def is_synthetic(m: dict[str, Any]) -> bool:
+    """Phantoms are medleak's own synthetic images: never call them patients."""
+    config = m.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    return isinstance(data, dict) and data.get("source", "phantom") == "phantom"
+
+
 def summary_line(m: dict[str, Any]) -> str:
     """One sentence a non-expert understands ("3 of 4 patients re-identified; mean SSIM 0.71")."""
     n = _num_images(m)
@@ -168,7 +177,7 @@ def summary_line(m: dict[str, Any]) -> str:
         m.get("patient_reid_rate"), m.get("patient_reid_count"), m.get("patient_count")
     )
     images = _count(m.get("reid_rate"), m.get("reid_count"), n)
-    if patients:
+    if patients and not is_synthetic(m):
         parts.append(f"{patients[0]} of {patients[1]} patients re-identified")
         if images:
             parts[-1] += f" ({images[0]} of {images[1]} images)"
@@ -287,8 +296,8 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
     if _is_num(m.get("bits_sent")):
         sent = fmt_bits(m.get("bits_sent"))
         raw = m.get("bits_raw")
-        if _is_num(raw):
-            sent += f" of {fmt_bits(raw)} uncompressed"
+        if _is_num(raw) and raw:
+            sent += f", {m['bits_sent'] / raw:.0%} of the {fmt_bits(raw)} uncompressed update"
         if _is_num(m.get("compression_ratio")) and m["compression_ratio"] != 1:
             sent += f" ({m['compression_ratio']:.1f}x smaller)"
         add("update size", sent)
@@ -308,6 +317,12 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
             f"images; random guessing re-identifies {m['reid_chance']:.1%} on average"
             + (f" (p = {m['reid_p_value']:.2g})" if _is_num(m.get("reid_p_value")) else ""),
         )
+    return facts
+
+
+def developer_notes(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """Absent metrics and how to enable them: for whoever runs medleak, not for the finding."""
+    notes: list[tuple[str, str]] = []
     for key, label in (
         ("ms_ssim", "MS-SSIM"),
         ("lpips", "LPIPS"),
@@ -318,8 +333,8 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
             m.get("patient_reid_reason") if key == "patient_reid_rate" else None
         )
         if m.get(key) is None and reason:
-            add(f"{label} absent", reason)
-    return facts
+            notes.append((f"{label} absent", reason))
+    return notes
 
 
 def _per_image_rows(m: dict[str, Any]) -> list[list[str]]:
@@ -392,6 +407,13 @@ def run_section(view: RunView, index: int) -> str:
     m = view.metrics
     badge_cls, badge_text, verdict_reason = verdict(m)
     facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in _facts(m))
+    notes = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in developer_notes(m))
+    dev = (
+        f'<details class="developer"><summary>Details for developers</summary>'
+        f'<dl class="facts">{notes}</dl></details>'
+        if notes
+        else ""
+    )
     rows = _per_image_rows(m)
     table = (
         _table("per-image", PER_IMAGE_HEADERS, rows)
@@ -413,6 +435,7 @@ def run_section(view: RunView, index: int) -> str:
   <p class="verdict {badge_cls}">{escape(verdict_reason)}</p>
   <p class="summary">{escape(summary_line(m))}</p>
   <dl class="facts">{facts}</dl>
+  {dev}
   <h3>Originals (top) and what the server rebuilt (bottom)</h3>
   {_grid_html(view)}
   <h3>Per image</h3>
@@ -501,6 +524,10 @@ h3 { margin: 1.2em 0 0.4em; color: #444; }
   color: #fff; background: #777; }
 .badge.leak { background: #c0392b; } .badge.warn { background: #d68910; }
 .badge.ok { background: #1e8449; }
+.verdict { font-size: 1.1em; font-weight: 600; border-left: 0.3em solid #888;
+  padding: 0.3em 0.6em; } .verdict.leak { border-color: #c0392b; }
+.verdict.warn { border-color: #d68910; } .verdict.ok { border-color: #1e8449; }
+.conclusion { margin: 1em 0 2em; } details.glossary dt { font-weight: 600; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.15em 1em;
   font-size: 0.92em; }
 dl.facts dt { font-weight: 600; color: #555; } dl.facts dd { margin: 0; }
@@ -550,6 +577,69 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
         depth += 1
 
 
+FRONTIER_COMMAND = "medleak sweep examples/frontier.yaml --store results.db"
+
+GLOSSARY = """
+<details class="glossary"><summary>Glossary</summary><dl>
+<dt>honest-but-curious server</dt><dd>the federated-learning server follows the protocol but
+looks at every update a hospital sends, to learn what it can about the images behind it</dd>
+<dt>FedSGD / FedAvg</dt><dd>what a hospital sends each round: one gradient of its batch
+(FedSGD), or the change of the model after several local training steps (FedAvg)</dd>
+<dt>defense (obfuscation)</dt><dd>what the hospital does to its update before sending it: noise,
+differential privacy, quantization, sparsification, compression</dd>
+<dt>PSNR, SSIM</dt><dd>how close a rebuilt image is to the real one (PSNR in dB, SSIM from 0 to
+1); a blank gray image already scores about 14 dB / 0.4 on chest X-rays, so only values above
+that floor mean something leaked</dd>
+<dt>re-identification</dt><dd>whether each rebuilt image picks out its own original among a
+gallery of other images; ssim64-std is the similarity used (SSIM on standardised 64 px
+copies)</dd>
+<dt>p-value</dt><dd>how often random guessing would do at least as well; below 0.05 the result
+is not luck</dd>
+<dt>RDLV</dt><dd>relative leakage: how much closer the rebuilt image is than the attack's
+starting image</dd>
+<dt>epsilon, delta</dt><dd>the differential-privacy guarantee; smaller epsilon = stronger</dd>
+</dl></details>
+"""
+
+
+def conclusion_section(views: Sequence[RunView]) -> str:
+    """The answer first, in plain words, then what to try next."""
+    judged = [(v, judge(v.metrics)) for v in views]
+    lines = []
+    for view, verdict in judged:
+        prefix = f"{view.name}: " if len(views) > 1 else ""
+        lines.append(
+            f'<p class="verdict {BADGES[verdict.outcome]}">{escape(prefix)}'
+            f"{escape(verdict.reason)}</p>"
+        )
+    if any(is_synthetic(v.metrics) for v in views):
+        lines.append(
+            '<p class="note">The images are <strong>synthetic</strong> chest-radiograph '
+            "phantoms generated by medleak, not patients; run it on your own X-rays "
+            "for a conclusion about real data.</p>"
+        )
+    leaking = [v for v, verdict in judged if verdict.outcome == LEAKS]
+    safe = [v.name for v, verdict in judged if verdict.outcome == NO_MEASURABLE_LEAKAGE]
+    if leaking and safe:
+        advice = (
+            "Next: the runs in this report that showed no measurable leakage were "
+            f"{', '.join(safe)}; compare their model accuracy and bandwidth on the frontier "
+            f"(<code>{escape(FRONTIER_COMMAND)}</code>)."
+        )
+    elif leaking or any(verdict.outcome == INCONCLUSIVE for _, verdict in judged):
+        advice = (
+            "Next: measure stronger defenses and their cost in accuracy and bandwidth "
+            f"with the frontier sweep: <code>{escape(FRONTIER_COMMAND)}</code>."
+        )
+    else:
+        advice = (
+            "Next: try a stronger attack (more iterations, restarts, a learned prior) "
+            "before trusting this defense."
+        )
+    lines.append(f'<p class="next">{advice}</p>')
+    return '<section class="conclusion">' + "".join(lines) + "</section>"
+
+
 def render_report(views: Sequence[RunView]) -> str:
     """The whole page as a string."""
     if not views:
@@ -564,9 +654,11 @@ def render_report(views: Sequence[RunView]) -> str:
         '<p class="hint">How much of the client\'s images an honest-but-curious federated-learning'
         " server rebuilt from one update, and whether it could tell whose images they are.</p>",
     ]
+    parts.append(conclusion_section(views))
     if len(views) > 1:
         parts.append(comparison_section(views))
     parts.extend(run_section(v, i) for i, v in enumerate(views))
+    parts.append(GLOSSARY)
     parts.append(f"<script>{SORT_JS}</script></body></html>")
     return "\n".join(parts)
 
