@@ -182,3 +182,26 @@ def test_screenshots_are_not_blank_and_nothing_overflows(kind, viewport, reports
     if viewport is PHONE:
         table = page.locator("table").first
         assert table.evaluate("t => t.scrollWidth > t.clientWidth")  # scrolls, not cut off
+
+
+def test_print_view_opens_the_configuration_drops_widgets_and_breaks_between_runs(
+    reports, opened
+) -> None:
+    page = opened(reports["several runs"][0]).page
+    page.emulate_media(media="print")
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    assert page.evaluate("Array.from(document.querySelectorAll('details')).every(d => d.open)")
+    style = page.evaluate(
+        """() => ({
+          breaks: Array.from(document.querySelectorAll('body > section'))
+                  .map(s => getComputedStyle(s).breakBefore),
+          marker: getComputedStyle(document.querySelector('details.config summary')).listStyleType,
+          cursor: getComputedStyle(document.querySelector('th')).cursor,
+          tables: Array.from(document.querySelectorAll('table'))
+                  .map(t => getComputedStyle(t).display),
+        })"""
+    )
+    assert style["breaks"][0] != "page" and set(style["breaks"][1:]) == {"page"}
+    assert len(style["breaks"]) == 1 + 3  # the comparison, then one section per run
+    assert style["marker"] == "none" and style["cursor"] == "auto"
+    assert set(style["tables"]) == {"table"}  # whole tables on paper, not scroll boxes
