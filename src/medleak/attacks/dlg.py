@@ -45,7 +45,7 @@ def _one_run(
     channels = reconstruction_channels(knowledge, options)
     params = trainable_params(knowledge)
     target = {n: t.detach() for n, t in update.tensors.items()}
-    loss_fn = aware_loss(update.defenses, options.aware)
+    loss_fn = aware_loss(update.declarations, options.aware)
     images = seeded_uniform((knowledge.batch_size, channels, size, size), seed)
     images.requires_grad_(True)
     variables = [images]
@@ -106,7 +106,7 @@ def attack(
         (knowledge.batch_size, channels, size, size), seed + summary["chosen_restart"]
     ).mean(1, keepdim=True)
     return Reconstruction(
-        images=apply_prior(options.prior, best.images, loss_kind(update.defenses) != "exact"),
+        images=apply_prior(options.prior, best.images, loss_kind(update.declarations) != "exact"),
         labels=found[summary["chosen_restart"]].clone(),
         labels_source=options.labels,
         initial_images=initial,

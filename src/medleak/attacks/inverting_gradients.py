@@ -51,8 +51,8 @@ def _one_run(
     target = {n: t.detach() for n, t in update.tensors.items()}
     tv_weight = DEFAULT_TV if options.tv is None else options.tv
     # IG's own loss is already cosine; the aware loss replaces it only under an obfuscation.
-    defended = options.aware and loss_kind(update.defenses) != "exact"
-    match = aware_loss(update.defenses) if defended else cosine
+    defended = options.aware and loss_kind(update.declarations) != "exact"
+    match = aware_loss(update.declarations) if defended else cosine
     term = bn_statistics.term_for(knowledge, update, options.bn_statistics)
     first_order = options.fedavg_model == "first-order"
     head = head_features.exact_head_features(knowledge, update) if options.analytic else None
@@ -103,7 +103,7 @@ def attack(
     initial = seeded_uniform(
         (knowledge.batch_size, channels, size, size), seed + summary["chosen_restart"]
     ).mean(1, keepdim=True)
-    kind = loss_kind(update.defenses)
+    kind = loss_kind(update.declarations)
     defended = options.aware and kind != "exact"
     return Reconstruction(
         images=apply_prior(options.prior, best.images, kind != "exact"),

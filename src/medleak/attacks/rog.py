@@ -71,7 +71,7 @@ def optimise_latent(
     channels = reconstruction_channels(knowledge, options)
     params = trainable_params(knowledge)
     target = {n: t.detach() for n, t in update.tensors.items()}
-    loss_fn = aware_loss(update.defenses, options.aware)
+    loss_fn = aware_loss(update.declarations, options.aware)
     first_order = options.fedavg_model == "first-order"
     nothing = float(loss_fn({n: torch.zeros_like(t) for n, t in target.items()}, target))
     term = bn_statistics.term_for(knowledge, update, options.bn_statistics, nothing)
@@ -120,7 +120,7 @@ def attack(
         "reconstruct_channels": options.reconstruct_channels,
         "aware": options.aware,
         "fedavg_model": options.fedavg_model,
-        "loss": loss_kind(update.defenses) if options.aware else "exact",
+        "loss": loss_kind(update.declarations) if options.aware else "exact",
         "bn_statistics": bn_statistics.term_for(knowledge, update, options.bn_statistics)
         is not None,
     }
@@ -199,7 +199,7 @@ def attack(
             **summary,
         )
 
-    info["prior"] = choose_prior(options.prior, loss_kind(update.defenses) != "exact")
+    info["prior"] = choose_prior(options.prior, loss_kind(update.declarations) != "exact")
     images = apply_prior(info["prior"], images)
     return Reconstruction(
         images=images,
