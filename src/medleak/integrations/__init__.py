@@ -1,0 +1,1 @@
+"""Bridges from medleak to real federated-learning engines (Flower: ``integrations.flower``)."""

@@ -1,0 +1,107 @@
+"""One medleak attack on one Flower update, and its scores: what the audit and the guard share.
+
+The attack sees what an honest-but-curious server sees: the architecture with the global weights
+it sent, the local training settings, the number of images, and the (decoded) update. Labels are
+inferred from the update unless the caller grants the label oracle and has the true labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from medleak.attacks import AttackOptions, Reconstruction, ServerKnowledge, get_attack
+from medleak.errors import MedleakError
+from medleak.fl.update import Update
+from medleak.metrics import evaluate
+
+
+@dataclass(frozen=True)
+class AttackPlan:
+    """Which attack the server (or the hospital testing itself) runs, and how hard."""
+
+    attack: str = "rog"
+    image_size: int = 32
+    options: AttackOptions = field(default_factory=lambda: AttackOptions(labels="inferred"))
+
+    def __post_init__(self) -> None:
+        get_attack(self.attack)
+
+
+@dataclass
+class Probe:
+    reconstruction: Reconstruction
+    seconds: float
+    scores: dict[str, Any] | None
+
+
+def run_probe(
+    update: Update,
+    model: torch.nn.Module,
+    plan: AttackPlan,
+    seed: int,
+    originals: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Probe:
+    """Attack ``update`` on ``model`` (already holding the global weights); score if possible."""
+    labels = originals[1] if originals is not None and plan.options.labels == "known" else None
+    options = plan.options
+    if options.labels == "known" and labels is None:
+        options = dataclasses.replace(options, labels="inferred")
+    knowledge = ServerKnowledge(
+        model=model, image_size=plan.image_size, batch_size=update.batch_size, true_labels=labels
+    )
+    start = time.perf_counter()
+    reconstruction = get_attack(plan.attack)(update, knowledge, options, seed=seed)
+    seconds = time.perf_counter() - start
+    if not torch.isfinite(reconstruction.images).all():
+        raise MedleakError("the attack diverged (NaN in the reconstruction)")
+    scores = None
+    if originals is not None:
+        images, true_labels = originals
+        scores = evaluate(
+            images,
+            reconstruction.images,
+            initial=reconstruction.initial_images,
+            true_labels=true_labels,
+            used_labels=reconstruction.labels,
+            sources=[f"image-{i}" for i in range(images.shape[0])],
+            patients=None,
+        ).to_dict()
+    return Probe(reconstruction, seconds, scores)
+
+
+def composition(labels: torch.Tensor, names: tuple[str, ...] = ("NORMAL", "PNEUMONIA")) -> dict:
+    """How many images of each class the server believes the batch holds."""
+    counts = torch.bincount(labels.flatten().long(), minlength=len(names)).tolist()
+    return {names[i] if i < len(names) else str(i): int(c) for i, c in enumerate(counts)}
+
+
+def judge(scores: dict[str, Any] | None) -> tuple[str, str]:
+    """(verdict, reason): leaks / no measurable leakage / inconclusive.
+
+    Stand-in with the same three outcomes as ``medleak.metrics.verdict`` (issue 13) until that
+    lands: a reconstruction leaks when it beats the blank-image floor clearly (SSIM by 0.1 and
+    PSNR by 3 dB) or re-identifies above chance (p < 0.05).
+    """
+    if scores is None:
+        return "inconclusive", "no originals to score against"
+    ssim, blank = scores.get("ssim"), scores.get("blank_ssim")
+    psnr, blank_psnr = scores.get("psnr"), scores.get("blank_psnr")
+    p = scores.get("reid_p_value")
+    if p is not None and p < 0.05 and (scores.get("reid_rate") or 0) > 0:
+        return "leaks", f"re-identified {scores.get('reid_count')} image(s), p = {p:.3g}"
+    if None in (ssim, blank, psnr, blank_psnr):
+        return "inconclusive", "SSIM/PSNR not measured"
+    if ssim > blank + 0.1 and psnr > blank_psnr + 3:
+        return "leaks", f"SSIM {ssim:.2f} vs blank {blank:.2f}, PSNR {psnr:.1f} dB"
+    if ssim <= blank:
+        return "no measurable leakage", f"SSIM {ssim:.2f} not above the blank image's {blank:.2f}"
+    return "inconclusive", f"SSIM {ssim:.2f} barely above the blank image's {blank:.2f}"
+
+
+ModelFactory = Callable[[], torch.nn.Module]
