@@ -8,7 +8,7 @@ STAMP := $(VENV)/.medleak-installed
 PIP_INDEX ?=
 PIP := $(PY) -m pip install --quiet $(PIP_INDEX) -c constraints.txt
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium screenshot
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/medleak demo
 
-test: $(STAMP)
+# Headless Chromium for the report's browser tests and `medleak report --pdf` (Debian's package).
+chromium:
+	bash .ci/install-chromium
+
+test: $(STAMP) chromium
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(PY) -m pytest
+
+# The README's screenshot, from the phantom demo only (synthetic images, never real X-rays).
+screenshot: $(STAMP) chromium
+	$(PY) docs/report_screenshot.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

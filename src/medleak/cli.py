@@ -197,9 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="one HTML report from one or more run folders")
     report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
     report.add_argument(
-        "--out", default="report.html", help="HTML file to write, or a folder (DIR/report.html)"
+        "--out", default=None, help="HTML file to write, or a folder (DIR/report.html)"
     )
-    report.add_argument("--force", action="store_true", help="replace an existing report file")
+    report.add_argument(
+        "--pdf", default=None, help="also print the report to this PDF file (headless Chromium)"
+    )
+    report.add_argument("--force", action="store_true", help="replace existing report files")
     return parser
 
 
@@ -353,8 +356,16 @@ def command_defenses(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from medleak.report import write_report
 
-    path = write_report([Path(r) for r in args.runs], Path(args.out), force=args.force)
-    print(f"report written to {path}")
+    if args.pdf is None or args.out is not None:
+        path = write_report(
+            [Path(r) for r in args.runs], Path(args.out or "report.html"), force=args.force
+        )
+        print(f"report written to {path}")
+    if args.pdf is not None:
+        from medleak.report.pdf import write_report_pdf
+
+        pdf = write_report_pdf([Path(r) for r in args.runs], Path(args.pdf), force=args.force)
+        print(f"PDF written to {pdf}")
     return 0
 
 
