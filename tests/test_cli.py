@@ -198,3 +198,29 @@ def test_real_xray_sample_runs_end_to_end(chest_xray_sample: Path, tmp_path, cap
     labels = [p["label"] for p in record["per_image"]]
     assert labels == [0, 1, 0, 1]
     assert all(p["source"].endswith(".jpeg") for p in record["per_image"])
+
+
+def test_a_diverged_attack_is_a_failed_run_with_its_own_exit_code(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """Exit 3, not bad input's 2: a sweep must tell a failed run from a wrong configuration."""
+    import torch
+
+    from medleak.experiments import run as run_module
+
+    real = run_module.get_attack
+
+    def diverging(name: str):
+        attack = real(name)
+
+        def wrapped(*args, **kwargs):
+            result = attack(*args, **kwargs)
+            result.images = torch.full_like(result.images, float("nan"))
+            return result
+
+        return wrapped
+
+    monkeypatch.setattr(run_module, "get_attack", diverging)
+    code, _, err = _run(["attack", *SMALL, "--out", str(tmp_path / "run")], capsys)
+    assert code == 3
+    assert "run failed" in err and "diverged" in err and len(err.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
-"""The command line: parse, call experiments/report, print. Errors are one line and exit code 2."""
+"""The command line: parse, call experiments/report, print. Errors are one line: bad input exits 2,
+a failed run (diverged attack, out of memory) exits 3."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from medleak.errors import MedleakError
+from medleak.errors import MedleakError, RunFailed
 
 EXIT_USAGE = 2
+EXIT_RUN_FAILED = 3
 
 # option -> (dotted config key, argparse keyword arguments)
 ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -333,6 +335,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MedleakError as exc:
         print(f"medleak {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except RunFailed as exc:
+        print(f"medleak {args.command}: run failed: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except MemoryError:
+        print(f"medleak {args.command}: run failed: out of memory", file=sys.stderr)
+        return EXIT_RUN_FAILED
     except KeyboardInterrupt:
         print(f"medleak {args.command}: interrupted", file=sys.stderr)
         return 130

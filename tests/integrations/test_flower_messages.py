@@ -28,6 +28,7 @@ from medleak.integrations.flower import (  # noqa: E402
     DP_REFUSAL,
     AttackPlan,
     AuditStrategy,
+    DecodeStrategy,
     DefenseMod,
     LeakageGuardMod,
     load_global,
@@ -202,3 +203,57 @@ def test_shuffled_minibatches_are_outside_the_threat_model(tmp_path):
         assert record["threat_model_match"] is False
         assert "outside the modelled threat" in record["threat_model_reason"]
         assert record["reported_steps"] == 4 and record["fl"]["local_steps"] == 4
+
+
+class TinyBN(torch.nn.Module):
+    """A model with BatchNorm buffers, to check they travel beside the obfuscated update."""
+
+    in_channels = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(1, 4, 3)
+            self.bn = torch.nn.BatchNorm2d(4)
+            self.fc = torch.nn.Linear(4 * 14 * 14, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def test_buffers_travel_raw_and_reach_the_update():
+    strategy = DecodeStrategy(FedAvg(fraction_evaluate=0.0), TinyBN, history=True)
+
+    def bn_client(msg: Message, ctx: Context) -> Message:
+        model = TinyBN()
+        load_global(model, msg.content["arrays"])
+        metrics = train_local(model, batch(0), msg.content["config"])
+        content = RecordDict(
+            {"arrays": ArrayRecord(model.state_dict()), "metrics": MetricRecord(metrics)}
+        )
+        return Message(content, reply_to=msg)
+
+    mod = DefenseMod(["topk:ratio=0.1"], TinyBN)
+    messages = list(
+        strategy.configure_train(
+            1, ArrayRecord(TinyBN().state_dict()), ConfigRecord(CONFIG), FakeGrid()
+        )
+    )
+    replies = [mod(msg, context(msg.metadata.dst_node_id), bn_client) for msg in messages]
+    sent = replies[0].content["arrays"]
+    assert "bn.running_mean::buffer" in sent and "bn.weight::index" in sent
+    arrays, _ = strategy.aggregate_train(1, replies)
+    decoded = next(iter(strategy.decoded[1].values()))
+    assert set(decoded.update.buffers) == {
+        "bn.running_mean",
+        "bn.running_var",
+        "bn.num_batches_tracked",
+    }
+    assert set(decoded.update.tensors) == {n for n, _ in TinyBN().named_parameters()}
+    trained = TinyBN()
+    train_local(trained, batch(0), CONFIG)
+    assert torch.equal(decoded.weights["bn.running_mean"], trained.bn.running_mean)
+    assert not torch.equal(
+        torch.from_numpy(arrays["bn.running_mean"].numpy()), TinyBN().bn.running_mean
+    )

@@ -102,3 +102,28 @@ def test_gray_is_replicated_for_three_channel_models() -> None:
     gray = torch.rand(2, 1, 8, 8)
     rgb = to_model_input(gray, 3)
     assert rgb.shape == (2, 3, 8, 8) and torch.equal(rgb[:, 2], gray[:, 0])
+
+
+@pytest.mark.parametrize("name", ["lenet", "lenet-dlg", "resnet18-rog", "resnet18"])
+def test_registry_facts_match_the_built_model(name: str) -> None:
+    """What the registry declares (BatchNorm, exposed layer, head, classes) is what is built."""
+    from medleak.models import MODELS, model_info
+
+    spec = MODELS[name]
+    model = build_model(name, 3, 32, seed=0, num_classes=5)
+    info = model_info(model)
+    assert info.channels == 3
+    assert info.has_batchnorm == has_batchnorm(model) == spec.has_batchnorm
+    head = model.get_submodule(spec.head)
+    assert isinstance(head, nn.Linear) and head.out_features == 5
+    assert spec.num_classes_configurable
+    if spec.exposed_linear is not None:
+        exposed = model.get_submodule(spec.exposed_linear)
+        assert isinstance(exposed, nn.Linear) and exposed.bias is None
+        assert exposed.out_features == head.in_features
+
+
+def test_only_rog_lenet_declares_an_exposed_layer() -> None:
+    from medleak.models import MODELS
+
+    assert {n for n, s in MODELS.items() if s.exposed_linear} == {"lenet"}

@@ -18,10 +18,10 @@ from medleak.attacks.base import Progress, ServerKnowledge
 from medleak.attacks.disaggregation import Disaggregation, disaggregate, row_space
 from medleak.attacks.dummy import seeded_uniform
 from medleak.attacks.feature_inversion import invert_features
-from medleak.attacks.layers import LinearLayer, layer_input, linear_layers
+from medleak.attacks.layers import LinearLayer, layer_input
 from medleak.attacks.low_rank import complete, truncated_svd
 from medleak.fl import Update
-from medleak.models import to_model_input
+from medleak.models import model_info, to_model_input
 
 # The top-B singular values must hold this much of the gradient's energy: an unobfuscated
 # FedSGD gradient holds ~1 - 1e-15, an obfuscated one visibly less.
@@ -30,12 +30,19 @@ MIN_RANK_ENERGY = 0.999
 MIN_NOISY_ENERGY = 0.5
 
 
-def exposed_layer(knowledge: ServerKnowledge, update: Update) -> LinearLayer | None:
-    """The first linear layer, if it is wider than the batch and fed by non-negative inputs."""
-    layers = linear_layers(knowledge.model)
-    if len(layers) < 2:
+def _linear(model: torch.nn.Module, path: str | None) -> LinearLayer | None:
+    if path is None:
         return None
-    first = layers[0]
+    module = model.get_submodule(path)
+    return LinearLayer(path, module) if isinstance(module, torch.nn.Linear) else None
+
+
+def exposed_layer(knowledge: ServerKnowledge, update: Update) -> LinearLayer | None:
+    """The model's declared exposed linear layer, if it is wider than the batch and its inputs
+    are non-negative for this model's weights."""
+    first = _linear(knowledge.model, model_info(knowledge.model).exposed_linear)
+    if first is None:
+        return None
     if first.weight_name not in update.tensors:
         return None
     if first.module.out_features <= knowledge.batch_size:
@@ -78,8 +85,7 @@ def disaggregate_update(
     layer = exposed_layer(knowledge, update)
     if layer is None:
         return None
-    layers = linear_layers(knowledge.model)
-    head = layers[1] if len(layers) == 2 else None
+    head = _linear(knowledge.model, model_info(knowledge.model).head)
     w1 = layer.module.weight.detach()
     w2 = head.module.weight.detach() if head is not None else None
     raw = update.tensors[layer.weight_name].detach() / update.fl.steps

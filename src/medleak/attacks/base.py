@@ -9,6 +9,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from medleak.models import model_info
+
 LabelsSource = Literal["known", "inferred"]
 # progress(iteration, loss): called once per iteration so the CLI can draw a progress bar.
 Progress = Callable[[int, float], None]
@@ -31,7 +33,7 @@ class ServerKnowledge:
 
     @property
     def channels(self) -> int:
-        return int(self.model.in_channels)
+        return model_info(self.model).channels
 
 
 @dataclass

@@ -27,7 +27,7 @@ from medleak.attacks.layers import layer_input, linear_layers
 from medleak.attacks.options import AttackOptions
 from medleak.errors import MedleakError
 from medleak.fl import Update
-from medleak.models import to_model_input
+from medleak.models import model_info, to_model_input
 
 
 def _last_layer_mass(update: Update, model: nn.Module) -> tuple[torch.Tensor, bool]:
@@ -56,7 +56,7 @@ def dummy_statistics(
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand((count, 1, image_size, image_size), generator=generator)
     gray = torch.full((count, 1, image_size, image_size), 0.5)
-    images = to_model_input(torch.cat([noise, gray]), int(model.in_channels))
+    images = to_model_input(torch.cat([noise, gray]), model_info(model).channels)
     last = linear_layers(model)[-1].module
     with torch.no_grad():
         probs = torch.softmax(model(images).double(), dim=1).mean(0)

@@ -34,7 +34,7 @@ from medleak.defenses.spec import REQUIRED, Defense, Param, Tensors, fail
 from medleak.errors import ConfigError
 from medleak.fl.client import batch_loss, buffers_of, parameters_of
 from medleak.fl.update import FLSettings, Update
-from medleak.models import has_batchnorm, to_model_input
+from medleak.models import has_batchnorm, model_info, to_model_input
 
 # Per-example gradients of this many floats at most are held at once (256 MB in float32).
 _CHUNK_FLOATS = 2**26
@@ -191,7 +191,7 @@ def dp_client_update(
     sample_rate = 1.0 if size is None else len(batch) / size
     privacy = dp_privacy(params["z"], sample_rate, settings.steps, rounds, params["delta"])
     model_params = parameters_of(model)
-    inputs = to_model_input(batch.images, model.in_channels)
+    inputs = to_model_input(batch.images, model_info(model).channels)
     tensors = dp_client_tensors(
         model, model_params, inputs, batch.labels, settings, params["c"], params["z"], generator
     )

@@ -24,7 +24,7 @@ from medleak.attacks import (
 )
 from medleak.data import Batch, Dataset, DataSpec, open_dataset, select_batch
 from medleak.defenses import DefenseChain, build_chain
-from medleak.errors import ConfigError
+from medleak.errors import ConfigError, RunFailed
 from medleak.experiments.config import RunConfig
 from medleak.fl import FLSettings, Update
 from medleak.metrics import evaluate
@@ -145,10 +145,15 @@ def execute(plan: Plan, progress: Progress | None = None) -> RunResult:
     )
     attack = get_attack(config.attack.name)
     start = time.perf_counter()
-    reconstruction = attack(update, knowledge, plan.options, seed=config.seed, progress=progress)
+    try:
+        reconstruction = attack(
+            update, knowledge, plan.options, seed=config.seed, progress=progress
+        )
+    except torch.OutOfMemoryError as exc:
+        raise RunFailed(f"out of memory during the attack: {exc}") from None
     seconds = time.perf_counter() - start
     if not torch.isfinite(reconstruction.images).all():
-        raise ConfigError("the attack diverged (NaN in the reconstruction); lower --attack-lr")
+        raise RunFailed("the attack diverged (NaN in the reconstruction); lower --attack-lr")
     gallery, gallery_patients = gallery_for(plan)
     lpips_dir = Path(config.metrics.lpips_weights) if config.metrics.lpips_weights else None
     scores = evaluate(

@@ -18,7 +18,7 @@ from torch.func import functional_call
 from medleak.data.batch import Batch
 from medleak.fl.double_backward import lean_layers
 from medleak.fl.update import FLSettings, Update
-from medleak.models import to_model_input
+from medleak.models import model_info, to_model_input
 
 Params = dict[str, torch.Tensor]
 
@@ -103,7 +103,7 @@ def _sgd_steps(
 def compute_update(model: nn.Module, batch: Batch, settings: FLSettings) -> Update:
     """What an honest client sends for ``batch`` under ``settings`` (no obfuscation yet)."""
     params = {n: p.requires_grad_(True) for n, p in parameters_of(model).items()}
-    inputs = to_model_input(batch.images, model.in_channels)
+    inputs = to_model_input(batch.images, model_info(model).channels)
     # The copies are updated in place by every training-mode forward pass: after the steps they
     # hold the running statistics the client would send.
     buffers = buffers_of(model)

@@ -203,6 +203,7 @@ class AuditStrategy(DecodeStrategy):
             defenses=list(update.defenses),
             encoding=decoded.info.get("encoding"),
             payload_bits=decoded.info.get("payload_bits"),
+            declared_bits=decoded.info.get("declared_bits"),
             message_bytes=decoded.info.get("message_bytes"),
             raw_bits=update.bits_raw,
             originals_offered=offered is not None,

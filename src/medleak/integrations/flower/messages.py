@@ -206,6 +206,10 @@ def decode_reply(
         info["message_bytes"] = int(record.count_bytes())
         return DecodedReply(update, weights, info)
     parts = {k: np.asarray(a.numpy()) for k, a in record.items()}
+    # Measured here, from what arrived, rather than taken from the client's own claim.
+    info["client_payload_bits"] = info.get("payload_bits")
+    info["payload_bits"] = wire.payload_bits(parts)
+    info["message_bytes"] = int(record.count_bytes())
     chain = info["chain"]
     params = chain[-1]["params"] if chain else {}
     shapes = {name: tuple(base[name].shape) for name in names}
