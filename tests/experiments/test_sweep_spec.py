@@ -91,3 +91,19 @@ def test_cli_rejects_a_bad_spec_with_exit_2(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nope" in err
     assert not (tmp_path / "r.db").exists()
+
+
+def test_shipped_frontier_specs_validate() -> None:
+    from pathlib import Path
+
+    from medleak.experiments.sweep_spec import load_spec
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    sweep = load_spec(root / "frontier.yaml")
+    names = {
+        d[0].split(":")[0] if d else "none" for d in (j.config["defenses"] for j in sweep.attacks)
+    }
+    assert {"none", "gaussian", "dp", "topk", "qsgd", "sign", "powersgd"} <= names
+    assert len(sweep.trainings) == len(sweep.attacks)
+    kaggle = load_spec(root / "frontier-kaggle.yaml", {"data.source": "/data/chest_xray"})
+    assert kaggle.attacks[0].config["data"]["source"] == "/data/chest_xray"

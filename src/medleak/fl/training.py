@@ -45,8 +45,8 @@ class TrainConfig:
     alpha: float = 0.5
     fraction: float = 1.0
     local_epochs: int | None = None
-    local_steps: int = 5
-    local_batch_size: int = 8
+    local_steps: int = 50
+    local_batch_size: int = 16
     local_lr: float = 0.05
     server_lr: float = 1.0
     eval_split: float = 0.2
