@@ -152,7 +152,7 @@ def make_server_app(settings: Settings, keep: list | None = None) -> ServerApp:
             settings.store,
             plan(settings),
             use_originals=settings.offer_originals,
-            data_note=f"{settings.data} (synthetic)" if settings.data == "phantom" else "",
+            data_note="synthetic phantoms, not patient data" if settings.data == "phantom" else "",
             seed=settings.seed,
             history=keep is not None,
         )

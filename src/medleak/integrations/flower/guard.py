@@ -62,6 +62,8 @@ class LeakageGuardMod:
 
     action: "block" (error reply) or "reobfuscate" (apply ``stronger`` on top of what was about
     to be sent and send that). ssim_margin / rdlv: extra thresholds beside the verdict.
+    tell_server: add the verdict to the reply (a ``medleak.guard`` ConfigRecord the audit
+    records); off keeps the hospital's self-assessment at the hospital.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class LeakageGuardMod:
         rdlv: float | None = None,
         seed: int = 0,
         keys: m.TrainKeys = m.DEFAULT_KEYS,
+        tell_server: bool = True,
     ) -> None:
         if action not in ("block", "reobfuscate"):
             raise ConfigError(f"guard action must be block or reobfuscate, got {action!r}")
@@ -89,6 +92,7 @@ class LeakageGuardMod:
         self.rdlv = rdlv
         self.seed = seed
         self.keys = keys
+        self.tell_server = tell_server
         self.decisions: list[GuardDecision] = []
 
     def check(self, msg: Message, reply: Message, context: Context) -> GuardDecision:
@@ -156,6 +160,8 @@ class LeakageGuardMod:
         info["chain"] = json.dumps(before + self.stronger.resolved)
 
     def _note(self, reply: Message, decision: GuardDecision, outcome: str) -> None:
+        if not self.tell_server:
+            return
         reply.content[GUARD_KEY] = ConfigRecord(
             {"verdict": decision.verdict, "reason": decision.reason, "outcome": outcome}
         )
