@@ -58,3 +58,27 @@ def test_lean_ab_script_times_both_variants_and_restores_the_lean_layers(capsys)
     row = capsys.readouterr().out.splitlines()[-1].split()
     assert row[0] == "lenet:16:fedsgd" and row[-1].endswith("x")
     assert float(row[1]) > 0 and float(row[2]) > 0
+
+
+def test_time_to_quality_script_reports_both_loops(tmp_path: Path, capsys) -> None:
+    ttq = _load("time_to_quality")
+    out = tmp_path / "ttq.json"
+    argv = ["--only", "lenet-dlg/32/b1", "--budgets", "2,3", "--offsets", "0", "--data", "phantom"]
+    assert ttq.main([*argv, "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert set(result["loops"]) == {"medleak", "rog-l2"}
+    for found in result["loops"].values():
+        assert [p["iterations"] for p in found["points"]] == [2, 3]
+        assert all(p["psnr"] > 0 and p["blank_psnr"] > 0 for p in found["points"])
+    assert "synthetic phantoms" in capsys.readouterr().out
+
+
+def test_time_to_target_is_the_first_budget_over_the_floor() -> None:
+    ttq = _load("time_to_quality")
+    points = [
+        {"iterations": 50, "psnr": 20.0, "blank_psnr": 15.0, "seconds": 9.0},
+        {"iterations": 10, "psnr": 16.0, "blank_psnr": 15.0, "seconds": 2.0},
+        {"iterations": 25, "psnr": 18.5, "blank_psnr": 15.0, "seconds": 5.0},
+    ]
+    assert ttq.time_to_target(points) == 5.0
+    assert ttq.time_to_target(points[1:2]) is None

@@ -22,7 +22,7 @@ from medleak.defenses.dp import dp_client_update
 from medleak.defenses.spec import Defense, Stage
 from medleak.errors import ConfigError
 from medleak.fl.client import compute_update, parameters_of
-from medleak.fl.update import FLSettings, Update
+from medleak.fl.update import Declaration, FLSettings, Update
 
 
 def stage_generator(seed: int, index: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -50,6 +50,11 @@ class DefenseChain:
                     f"defense {stage.defense.name!r} must be the first in a chain (it changes how "
                     f"the client computes its gradient), but it is number {index + 1}"
                 )
+
+    @property
+    def declarations(self) -> tuple[Declaration, ...]:
+        """What each stage declares, in order (what ``Update.declarations`` will hold)."""
+        return tuple(stage.declaration for stage in self._stages)
 
     @property
     def has_dp(self) -> bool:
@@ -93,7 +98,10 @@ class DefenseChain:
             update = dp_client_update(
                 model, batch, settings, self._stages[0].params, generator, client_size, rounds
             )
-            update = update.replace(defenses=(copy.deepcopy(self.resolved[0]),))
+            update = update.replace(
+                defenses=(copy.deepcopy(self.resolved[0]),),
+                declarations=(self._stages[0].declaration,),
+            )
             update.check_finite()
             return self._run(update, seed, start=1)
         return self._run(compute_update(model, batch, settings), seed, start=0)
@@ -113,7 +121,8 @@ class DefenseChain:
             device = next(iter(update.tensors.values())).device if update.tensors else "cpu"
             update = self._stages[index](update, stage_generator(seed, index, device))
             update = update.replace(
-                defenses=(*update.defenses, copy.deepcopy(self.resolved[index]))
+                defenses=(*update.defenses, copy.deepcopy(self.resolved[index])),
+                declarations=(*update.declarations, self._stages[index].declaration),
             )
             update.check_finite()
         return update

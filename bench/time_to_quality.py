@@ -1,0 +1,159 @@
+"""Time to quality: seconds medleak needs to first beat a blank image by 3 dB, beside ROG's loop.
+
+    python bench/time_to_quality.py [--only NAME ...] [--budgets 10,25,50,100] [--offsets 0,4]
+                                    [--data DIR] [--threads N] [--json OUT]
+
+Speed alone says little when the per-iteration work is already near the matrix-multiply ceiling;
+what matters is how soon an attack leaks. For each setting and each iteration budget, medleak's
+attack and ROG's core loop (``rog-l2``, as in ``bench/quality.py``) run through the public
+pipeline on the same victims; the table gives, per loop, the attack seconds of the smallest
+budget whose batch-mean PSNR reaches the blank image's + 3 dB (``-`` when none does), and the
+PSNR / SSIM at the largest budget. Each budget is its own run (the step-size schedules depend
+on the budget), so the time to target is resolved to the budget grid, not to one iteration.
+The victims are the real sample next to the repository when present (two batches, ``--offsets``),
+else synthetic phantoms (the table says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import ROG_L2, SAMPLE  # noqa: E402
+
+from medleak.experiments.config import RunConfig, apply_overrides  # noqa: E402
+from medleak.experiments.run import execute, plan_run  # noqa: E402
+
+TARGET_DB = 3.0
+COMMON: dict[str, Any] = {
+    "seed": 0,
+    "model.channels": 3,
+    "data.order": "balanced",
+    "attack.labels": "inferred",
+    "metrics.gallery_size": 8,
+}
+# name -> (medleak's overrides, the ROG core's overrides); both on top of COMMON.
+SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "lenet-dlg/32/b1": (
+        {"model.name": "lenet-dlg", "data.image_size": 32, "data.batch_size": 1},
+        {**ROG_L2, "model.name": "lenet-dlg", "data.image_size": 32, "data.batch_size": 1},
+    ),
+    "lenet/64/b4": (
+        {"model.name": "lenet", "data.image_size": 64, "data.batch_size": 4},
+        {**ROG_L2, "model.name": "lenet", "data.image_size": 64, "data.batch_size": 4},
+    ),
+    "resnet18-rog/64/b1": (
+        {
+            "attack.name": "ig",
+            "model.name": "resnet18-rog",
+            "data.image_size": 64,
+            "data.batch_size": 1,
+        },
+        {**ROG_L2, "model.name": "resnet18-rog", "data.image_size": 64, "data.batch_size": 1},
+    ),
+}
+
+
+def run_one(overrides: dict[str, Any], threads: int) -> dict[str, Any]:
+    config = apply_overrides(RunConfig(), {**overrides, "threads": threads})
+    result = execute(plan_run(config))
+    scores = result.scores
+    return {
+        "seconds": result.seconds,
+        "psnr": scores["psnr"],
+        "ssim": scores["ssim"],
+        "blank_psnr": scores["blank_psnr"],
+        "blank_ssim": scores["blank_ssim"],
+        "worst_psnr": min(p["psnr"] for p in scores["per_image"]),
+    }
+
+
+def time_to_target(points: list[dict[str, Any]]) -> float | None:
+    """Attack seconds of the smallest budget that reaches blank + TARGET_DB, else None."""
+    for point in sorted(points, key=lambda p: p["iterations"]):
+        if point["psnr"] >= point["blank_psnr"] + TARGET_DB:
+            return point["seconds"]
+    return None
+
+
+def measure(
+    name: str, budgets: list[int], offsets: list[int], data: str, threads: int
+) -> dict[str, Any]:
+    ours, core = SETTINGS[name]
+    out: dict[str, Any] = {"setting": name, "data": data, "offsets": offsets, "loops": {}}
+    for loop, overrides in (("medleak", ours), ("rog-l2", core)):
+        points = []
+        for budget in budgets:
+            runs = [
+                run_one(
+                    {
+                        **COMMON,
+                        **overrides,
+                        "data.source": data,
+                        "data.offset": offset,
+                        "attack.iterations": budget,
+                    },
+                    threads,
+                )
+                for offset in offsets
+            ]
+            points.append(
+                {
+                    "iterations": budget,
+                    **{k: sum(r[k] for r in runs) / len(runs) for k in runs[0]},
+                    "worst_psnr": min(r["worst_psnr"] for r in runs),
+                    "per_batch_psnr": [r["psnr"] for r in runs],
+                }
+            )
+        out["loops"][loop] = {"points": points, "seconds_to_target": time_to_target(points)}
+    return out
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| setting | loop | s to blank+3 dB | final PSNR / SSIM (budget) | blank | worst image |",
+        "|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        for loop, found in res["loops"].items():
+            last = found["points"][-1]
+            ttq = found["seconds_to_target"]
+            lines.append(
+                f"| {res['setting']} | {loop} | {'-' if ttq is None else f'{ttq:.1f}'} "
+                f"| {last['psnr']:.1f} / {last['ssim']:.2f} ({last['iterations']} it) "
+                f"| {last['blank_psnr']:.1f} / {last['blank_ssim']:.2f} "
+                f"| {last['worst_psnr']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(SETTINGS), default=None)
+    parser.add_argument("--budgets", default="10,25,50,100")
+    parser.add_argument("--offsets", default="0,4")
+    parser.add_argument("--data", default=str(SAMPLE) if SAMPLE.is_dir() else "phantom")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    offsets = [int(o) for o in args.offsets.split(",")]
+    names = args.only or list(SETTINGS)
+    results = [measure(n, budgets, offsets, args.data, args.threads) for n in names]
+    source = "synthetic phantoms" if args.data == "phantom" else args.data
+    print(f"victims: {source}; offsets {offsets}; budgets {budgets}")
+    print(table(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
