@@ -68,7 +68,11 @@ class DefenseChain:
     def post_process(self, update: Update, seed: int) -> Update:
         """Every stage after a leading ``dp`` (or all of them): for an update made elsewhere
         whose client already ran the DP-SGD estimator (federated training)."""
-        update = update.replace(defenses=tuple(self.resolved[:1]) if self.has_dp else ())
+        lead = 1 if self.has_dp else 0
+        update = update.replace(
+            defenses=tuple(copy.deepcopy(r) for r in self.resolved[:lead]),
+            declarations=tuple(stage.declaration for stage in self._stages[:lead]),
+        )
         return self._run(update, seed, start=1 if self.has_dp else 0)
 
     def __len__(self) -> int:
