@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medleak-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/medleak demo
 
-test: $(STAMP)
+# Headless Chromium for the report's browser tests and `medleak report --pdf` (Debian's package).
+chromium:
+	bash .ci/install-chromium
+
+test: $(STAMP) chromium
 	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest
+
+# The README's screenshot, from the phantom demo only (synthetic images, never real X-rays).
+screenshot: $(STAMP) chromium
+	$(PY) docs/report_screenshot.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -189,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(commands)
     report = commands.add_parser("report", help="one HTML report from one or more run folders")
     report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
-    report.add_argument("--out", default="report.html", help="HTML file to write")
+    report.add_argument("--out", default=None, help="HTML file to write (default report.html)")
+    report.add_argument(
+        "--pdf", default=None, help="also print the report to this PDF file (headless Chromium)"
+    )
     return parser
 
 
@@ -283,8 +286,13 @@ def command_defenses(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from medleak.report import write_report
 
-    path = write_report([Path(r) for r in args.runs], Path(args.out))
-    print(f"report written to {path}")
+    if args.pdf is None or args.out is not None:
+        path = write_report([Path(r) for r in args.runs], Path(args.out or "report.html"))
+        print(f"report written to {path}")
+    if args.pdf is not None:
+        from medleak.report.pdf import write_report_pdf
+
+        print(f"PDF written to {write_report_pdf([Path(r) for r in args.runs], Path(args.pdf))}")
     return 0
 
 

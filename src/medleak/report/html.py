@@ -469,7 +469,9 @@ def comparison_section(views: Sequence[RunView]) -> str:
             png, "reconstructions per run", "side-by-side"
         )
     summaries = "".join(
-        f"<li><b>{escape(v.name)}</b>: {escape(summary_line(v.metrics))}</li>" for v in views
+        f'<li><b>{escape(v.name)}</b> <span class="badge {verdict(v.metrics)[0]}">'
+        f"{escape(verdict(v.metrics)[1])}</span>: {escape(summary_line(v.metrics))}</li>"
+        for v in views
     )
     return f"""
 <section id="comparison">
@@ -508,19 +510,49 @@ th { background: #eef1f5; cursor: pointer; } tr:nth-child(even) td { background:
 details.config { margin: 1em 0 2em; } details.config pre { background: #f7f7f7;
   padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 .provenance { color: #888; font-size: 0.8em; }
-ul.summaries li { margin: 0.3em 0; }
+ul.summaries li { margin: 0.3em 0; } ul.summaries .badge { font-size: 0.8em; }
+h1, h2, h3, dd, li, .summary, .hint, .note, .provenance { overflow-wrap: anywhere; }
+table { display: block; max-width: 100%; overflow-x: auto; }
+details.config summary { cursor: pointer; font-weight: 600; }
+@media (max-width: 600px) {
+  body { padding: 0.6em 0.8em; }
+  .summary { font-size: 1.05em; }
+  dl.facts { grid-template-columns: 1fr; } dl.facts dd { margin: 0 0 0.4em; }
+  th, td { white-space: nowrap; }  /* a narrow table scrolls in its box, words stay whole */
+}
+@media print {
+  body { max-width: none; padding: 0; font-size: 10pt; }
+  section + section { break-before: page; }
+  h2, h3 { break-after: avoid; }
+  img, .summary, dl.facts { break-inside: avoid; }
+  img { max-height: 24cm; width: auto; } img.chart { max-height: 11cm; }
+  table { display: table; overflow: visible; font-size: 7.5pt; }
+  thead { display: table-header-group; } tr { break-inside: avoid; }
+  th { cursor: auto; }
+  details.config summary { list-style: none; }
+  details.config summary::-webkit-details-marker { display: none; }
+  details.config pre { white-space: pre-wrap; overflow: visible; }
+}
 """
 
-# Optional: click a column header to sort. The tables are already ordered without it.
+# Optional: click a column header to sort (the tables are already ordered without it); printing
+# opens the configuration, since paper cannot be clicked.
 SORT_JS = """
-document.querySelectorAll('table.sortable th').forEach(function (th, col) {
-  th.title = 'click to sort';
-  th.addEventListener('click', function () {
+window.addEventListener('beforeprint', function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+});
+document.querySelectorAll('table.sortable th').forEach(function (th) {
+  th.title = 'click to sort'; th.tabIndex = 0;
+  var sort = function () {
     var table = th.closest('table'), body = table.tBodies[0];
     var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
-    var asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
+    var asc = th.getAttribute('aria-sort') !== 'ascending';
+    th.parentNode.querySelectorAll('th').forEach(function (o) { o.removeAttribute('aria-sort'); });
+    th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
     var key = function (tr) {
       var t = tr.children[idx].textContent.trim(), v = parseFloat(t);
+      var bits = /^(-?[0-9.]+) (k|M|G)?bit$/.exec(t);  // update sizes in mixed units
+      if (bits) { v *= {k: 1e3, M: 1e6, G: 1e9}[bits[2]] || 1; }
       return isNaN(v) ? t : v;
     };
     Array.from(body.rows).sort(function (a, b) {
@@ -528,6 +560,10 @@ document.querySelectorAll('table.sortable th').forEach(function (th, col) {
       if (typeof x !== typeof y) { return typeof x === 'number' ? -1 : 1; }
       return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
     }).forEach(function (tr) { body.appendChild(tr); });
+  };
+  th.addEventListener('click', sort);
+  th.addEventListener('keydown', function (e) {
+    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); sort(); }
   });
 });
 """
@@ -572,8 +608,8 @@ def render_report(views: Sequence[RunView], stores: Sequence[Path] = ()) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dirs: Sequence[Path | str], out: Path | str) -> Path:
-    """Write one self-contained HTML report for one or more run folders; returns its path.
+def report_page(run_dirs: Sequence[Path | str]) -> str:
+    """The report page for one or more run folders (what ``write_report`` and the PDF print).
 
     A folder without ``metrics.json`` is a MedleakError; any other missing file only shortens its
     section, with a note saying what is missing.
@@ -586,9 +622,15 @@ def write_report(run_dirs: Sequence[Path | str], out: Path | str) -> Path:
     stores = [p for p in paths if is_store(p)]
     folders = [p for p in paths if not is_store(p)]
     views = [load_run_view(p, n) for p, n in zip(folders, _unique_names(folders), strict=True)]
+    return render_report(views, stores)
+
+
+def write_report(run_dirs: Sequence[Path | str], out: Path | str) -> Path:
+    """Write one self-contained HTML report for run folders and sweep stores; returns its path."""
+    page = report_page(run_dirs)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(render_report(views, stores), encoding="utf-8")
+    tmp.write_text(page, encoding="utf-8")
     tmp.replace(out)
     return out
