@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, at the exact version in constraints.txt, so no other dependency pulls another.
 	$(PIP) torch
-	$(PIP) -e '.[dev,flower]'
+	$(PIP) -e '.[dev,flower,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     prior.add_argument("--seed", type=int, default=0, help="seed for data and training")
     prior.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     prior.add_argument("--quiet", action="store_true", help="no progress bar")
+    from medleak.cli_sweep import add_parsers
+
+    add_parsers(commands)
     report = commands.add_parser("report", help="one HTML report from one or more run folders")
     report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
     report.add_argument(
@@ -388,7 +391,19 @@ def command_train_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_command(name: str) -> Any:
+    def command(args: argparse.Namespace) -> int:
+        from medleak import cli_sweep
+
+        return getattr(cli_sweep, f"command_{name}")(args)
+
+    return command
+
+
 COMMANDS = {
+    "sweep": _sweep_command("sweep"),
+    "train": _sweep_command("train"),
+    "results": _sweep_command("results"),
     "attack": command_attack,
     "train-prior": command_train_prior,
     "demo": command_demo,

@@ -35,6 +35,7 @@ class ModelConfig:
     name: str = "lenet"
     channels: int = 3
     weights: str | None = None
+    round: int | None = None
 
 
 @dataclass

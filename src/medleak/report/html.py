@@ -676,11 +676,14 @@ def conclusion_section(views: Sequence[RunView]) -> str:
     return '<div class="conclusion">' + "".join(lines) + "</div>"
 
 
-def render_report(views: Sequence[RunView]) -> str:
-    """The whole page as a string."""
-    if not views:
+def render_report(views: Sequence[RunView], stores: Sequence[Path] = ()) -> str:
+    """The whole page as a string (run folders, and the frontier of each sweep store)."""
+    if not views and not stores:
         raise MedleakError("no run folders given to the report")
-    title = views[0].name if len(views) == 1 else f"{len(views)} runs"
+    if views:
+        title = views[0].name if len(views) == 1 else f"{len(views)} runs"
+    else:
+        title = ", ".join(p.name for p in stores)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -690,7 +693,12 @@ def render_report(views: Sequence[RunView]) -> str:
         '<p class="hint">How much of the client\'s images an honest-but-curious federated-learning'
         " server rebuilt from one update, and whether it could tell whose images they are.</p>",
     ]
-    parts.append(conclusion_section(views))
+    if views:
+        parts.append(conclusion_section(views))
+    if stores:
+        from medleak.report.frontier import frontier_section
+
+        parts.extend(frontier_section(p) for p in stores)
     if len(views) > 1:
         parts.append(comparison_section(views))
     parts.extend(run_section(v, i) for i, v in enumerate(views))
@@ -721,12 +729,16 @@ def report_page(run_dirs: Sequence[Path | str]) -> str:
     paths = [Path(p) for p in run_dirs]
     if not paths:
         raise MedleakError("no run folders given to the report")
-    views = [load_run_view(p, n) for p, n in zip(paths, _unique_names(paths), strict=True)]
-    return render_report(views)
+    from medleak.experiments.sqlite_store import is_store
+
+    stores = [p for p in paths if is_store(p)]
+    folders = [p for p in paths if not is_store(p)]
+    views = [load_run_view(p, n) for p, n in zip(folders, _unique_names(folders), strict=True)]
+    return render_report(views, stores)
 
 
 def write_report(run_dirs: Sequence[Path | str], out: Path | str, *, force: bool = False) -> Path:
-    """Write one self-contained HTML report; private (0600), since it embeds images."""
+    """Write one self-contained HTML report for run folders and sweep stores; private (0600)."""
     page = report_page(run_dirs)
     out = report_path(out, force=force)
     if not out.parent.is_dir():
