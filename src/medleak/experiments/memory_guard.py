@@ -33,34 +33,8 @@ RUNTIME_OVERHEAD_BYTES = 256 * 2**20
 ACTIVATION_COPIES = 6.0
 
 
-def forward_activation_bytes(model: nn.Module, batch_size: int, channels: int, size: int) -> int:
-    """Bytes of every module output of one forward pass, measured without allocating."""
-    try:
-        shadow = copy.deepcopy(model).to("meta")
-        x = torch.empty(batch_size, channels, size, size, device="meta")
-    except (RuntimeError, NotImplementedError):
-        return _activation_bytes_by_proxy(model, batch_size, channels, size)
-    total = 0
-
-    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-        nonlocal total
-        if isinstance(output, torch.Tensor):
-            total += output.numel() * output.element_size()
-
-    handles = [m.register_forward_hook(hook) for m in shadow.modules() if m is not shadow]
-    try:
-        with torch.no_grad():
-            shadow(x)
-    except (RuntimeError, NotImplementedError):
-        return _activation_bytes_by_proxy(model, batch_size, channels, size)
-    finally:
-        for h in handles:
-            h.remove()
-    return total
-
-
-def _activation_bytes_by_proxy(model: nn.Module, batch_size: int, channels: int, size: int) -> int:
-    """A model with an op the meta device lacks: one real image, no graph, scaled by the batch."""
+def _output_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of every submodule's output for one forward pass of ``x`` (no graph kept)."""
     total = 0
 
     def hook(_module: nn.Module, _inputs: object, output: object) -> None:
@@ -71,11 +45,24 @@ def _activation_bytes_by_proxy(model: nn.Module, batch_size: int, channels: int,
     handles = [m.register_forward_hook(hook) for m in model.modules() if m is not model]
     try:
         with torch.no_grad():
-            model(torch.zeros(1, channels, size, size))
+            model(x)
     finally:
         for h in handles:
             h.remove()
-    return total * batch_size
+    return total
+
+
+def forward_activation_bytes(model: nn.Module, batch_size: int, channels: int, size: int) -> int:
+    """Bytes of every module output of one forward pass, measured without allocating.
+
+    A model with an op the ``meta`` device lacks is measured on one real image instead (no
+    graph kept) and scaled by the batch.
+    """
+    try:
+        shadow = copy.deepcopy(model).to("meta")
+        return _output_bytes(shadow, torch.empty(batch_size, channels, size, size, device="meta"))
+    except (RuntimeError, NotImplementedError):
+        return _output_bytes(model, torch.zeros(1, channels, size, size)) * batch_size
 
 
 def estimate_peak_bytes(
