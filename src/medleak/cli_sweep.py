@@ -110,12 +110,11 @@ def command_train(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from medleak.cli import _set_threads
-    from medleak.data import DataSpec
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
+    from medleak.experiments.run import model_for, training_data
     from medleak.experiments.sweep_spec import _set_dotted, parse_set
     from medleak.fl.training import TrainConfig, load_split, train_federated
-    from medleak.models import build_model
 
     raw: dict[str, Any] = {}
     if args.config:
@@ -138,19 +137,8 @@ def command_train(args: argparse.Namespace) -> int:
     train.check()
     _set_threads(args.threads if args.threads is not None else config.threads)
     chain = build_chain(config.defenses)
-    model = build_model(
-        config.model.name,
-        config.model.channels,
-        config.data.image_size,
-        config.seed,
-        weights=config.model.weights,
-    )
-    spec = DataSpec(
-        source=config.data.source,
-        image_size=config.data.image_size,
-        resize=config.data.resize,  # type: ignore[arg-type]
-        phantom_count=config.data.phantom_count,
-    )
+    model = model_for(config)
+    spec = training_data(config)
     split = load_split(spec, config.seed, train.eval_split)
     print(f"data: {split.description}")
 

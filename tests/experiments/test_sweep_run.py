@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from medleak.experiments.sqlite_store import SweepStore
-from medleak.experiments.sweep import LocalBackend, run_sweep
+from medleak.experiments.sweep import DIED, LocalBackend, run_sweep
 from medleak.experiments.sweep_spec import expand
 
 TINY = {
@@ -74,6 +74,29 @@ def test_training_and_attack_on_a_saved_round(tmp_path: Path) -> None:
     assert {a.metrics["model_round"] for a in attacks} == {0, 1}
     psnr = {a.metrics["model_round"]: a.metrics["psnr"] for a in attacks}
     assert psnr[0] != psnr[1]
+
+
+class _OneWorkerKilled(LocalBackend):
+    """Seed 1's worker is SIGKILLed, as the kernel's out-of-memory killer does, every time."""
+
+    def submit(self, payload):  # type: ignore[no-untyped-def]
+        if payload["config"]["seed"] == 1:
+            return self._executor().submit(signal.raise_signal, signal.SIGKILL)
+        return super().submit(payload)
+
+
+def test_a_worker_killed_for_memory_is_recorded_failed_and_the_sweep_goes_on(
+    tmp_path: Path,
+) -> None:
+    sweep = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
+    with SweepStore(tmp_path / "r.db") as store:
+        summary = run_sweep(sweep, store, _OneWorkerKilled(2, 1))
+        runs = {r.config["seed"]: r for r in store.runs()}
+    assert summary.finished == 2 and summary.failed == 1
+    assert runs[1].status == "failed" and runs[1].error is not None
+    assert runs[1].error.startswith(DIED) and "SIGKILL" in runs[1].error
+    assert runs[0].status == runs[2].status == "finished"  # retried alone if it shared the pool
+    assert all(runs[s].metrics["ssim"] is not None for s in (0, 2))
 
 
 def _children(pid: int) -> list[int]:

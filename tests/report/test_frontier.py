@@ -79,3 +79,19 @@ def test_report_accepts_a_store_and_ranks_defenses(tmp_path: Path) -> None:
     assert html.count("(front)") == 3 and "verdict" in html
     assert html.count("data:image/png;base64,") >= 2  # frontier + accuracy curves
     assert "http://" not in html and "https://" not in html
+
+
+def test_ranking_verdict_is_the_shared_judge_and_shows_disagreement(tmp_path: Path) -> None:
+    from medleak.metrics.verdict import LEAKS, judge
+    from medleak.report.frontier import _verdict
+
+    with SweepStore(_store(tmp_path / "s.db")) as store:
+        settings = {s.label: s for s in collect(store.runs())}
+    none = settings["none"]
+    expected = {judge(a.metrics).outcome for a in none.attacks}
+    assert _verdict(none) == expected.pop()  # SSIM 0.8 vs blank 0.1: the same outcome
+    assert _verdict(none) == LEAKS
+    # one seed at the blank floor: both outcomes shown with their seed counts, never one
+    none.attacks[1].metrics.update(ssim=0.1, psnr=None)
+    text = _verdict(none)
+    assert "leaks (1 of 2 seeds)" in text and "; " in text

@@ -45,8 +45,9 @@ class RayBackend:
     def submit(self, payload: dict[str, Any]) -> Future:
         return self._task.remote(payload, self.threads).future()
 
-    def reset(self) -> None:
-        """Ray replaces dead workers itself."""
+    def reset(self) -> str | None:
+        """Ray replaces dead workers itself (and names the cause in the task's error)."""
+        return None
 
     def close(self, abort: bool = False) -> None:
         if self._started and self._ray.is_initialized():

@@ -60,6 +60,28 @@ class RunResult:
 MAX_IMAGE_SIZE = 1024
 
 
+def model_for(config: RunConfig) -> torch.nn.Module:
+    """The seeded model of a run config: attack runs and trainings of one setting share it."""
+    return build_model(
+        config.model.name,
+        config.model.channels,
+        config.data.image_size,
+        seed=config.seed,
+        weights=config.model.weights,
+    )
+
+
+def training_data(config: RunConfig) -> DataSpec:
+    """The data a training of this config uses: the whole source (it makes its own split)."""
+    return DataSpec(
+        source=config.data.source,
+        split=None,
+        image_size=config.data.image_size,
+        resize=config.data.resize,  # type: ignore[arg-type]
+        phantom_count=config.data.phantom_count,
+    )
+
+
 def plan_run(config: RunConfig) -> Plan:
     """Validate every option and load the victim batch; no attack work yet."""
     get_attack(config.attack.name)
@@ -103,13 +125,7 @@ def plan_run(config: RunConfig) -> Plan:
         send_buffers=config.fl.send_buffers,
     )
     chain = build_chain(config.defenses)
-    model = build_model(
-        config.model.name,
-        config.model.channels,
-        config.data.image_size,
-        seed=config.seed,
-        weights=config.model.weights,
-    )
+    model = model_for(config)
     exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
     check_fits(
         model,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -65,6 +66,13 @@ def plan_todo(sweep: Sweep, store: SweepStore, rerun: bool, summary: SweepSummar
     return todo
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 class LocalBackend:
     """A pool of spawned worker processes, each tied to this driver (no stray workers)."""
 
@@ -88,11 +96,24 @@ class LocalBackend:
     def submit(self, payload: dict[str, Any]) -> Future:
         return self._executor().submit(run_job, payload)
 
-    def reset(self) -> None:
-        """After a worker died: drop the broken pool (its processes are gone or killed)."""
-        if self._pool is not None:
-            self._kill()
-            self._pool = None
+    def reset(self) -> str | None:
+        """After a worker died: drop the broken pool; returns how the dead worker died.
+
+        The dead worker's exit code is read before the survivors are killed, so SIGKILL here
+        means an outside kill (the kernel's out-of-memory killer sends SIGKILL).
+        """
+        if self._pool is None:
+            return None
+        codes = [p.exitcode for p in getattr(self._pool, "_processes", {}).values()]
+        self._kill()
+        self._pool = None
+        signals = {-c for c in codes if c is not None and c < 0 and -c != signal.SIGTERM}
+        if not signals:
+            return None
+        names = sorted(_signal_name(n) for n in signals)
+        if "SIGKILL" in names:
+            return "SIGKILL, as the kernel's out-of-memory killer sends"
+        return ", ".join(names) or None
 
     def _kill(self) -> None:
         assert self._pool is not None
@@ -210,11 +231,11 @@ def run_sweep(
             if broken:
                 broken.extend(running.values())
                 running.clear()
-                backend.reset()
+                how = backend.reset()
                 for job in broken:
                     suspects[job.run_id] = suspects.get(job.run_id, 0) + 1
                     if suspects[job.run_id] >= 2 or len(broken) == 1:
-                        record_failure(job, DIED)
+                        record_failure(job, f"{DIED}: {how}" if how else DIED)
                     else:
                         queue.insert(0, job)
                         report("retry", job)

@@ -93,30 +93,17 @@ def _attack(job: dict[str, Any]) -> dict[str, Any]:
 def _train(job: dict[str, Any]) -> dict[str, Any]:
     from safetensors.torch import save as save_tensors
 
-    from medleak.data import DataSpec
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
+    from medleak.experiments.run import model_for, training_data
     from medleak.fl.training import TrainConfig, load_split, train_federated
-    from medleak.models import build_model
 
     config = from_dict(job["config"])
     train = TrainConfig(**job["train"])
     train.check()
     chain = build_chain(config.defenses)
-    model = build_model(
-        config.model.name,
-        config.model.channels,
-        config.data.image_size,
-        seed=config.seed,
-        weights=config.model.weights,
-    )
-    spec = DataSpec(
-        source=config.data.source,
-        split=None,
-        image_size=config.data.image_size,
-        resize=config.data.resize,  # type: ignore[arg-type]
-        phantom_count=config.data.phantom_count,
-    )
+    model = model_for(config)
+    spec = training_data(config)
     split = load_split(spec, config.seed, train.eval_split)
     result = train_federated(model, split, chain, train, seed=config.seed)
     blobs = {

@@ -47,7 +47,7 @@ class TrainConfig:
     local_epochs: int | None = None
     local_steps: int = 50
     local_batch_size: int = 16
-    local_lr: float = 0.05
+    local_lr: float = 0.1
     server_lr: float = 1.0
     eval_split: float = 0.2
     save_rounds: list[Any] = field(default_factory=list)
@@ -130,9 +130,10 @@ def _subset(batch: Batch, indices: Sequence[int]) -> Batch:
 def load_split(spec: DataSpec, seed: int, eval_split: float) -> Split:
     """Training and held-out images for a data source (the rule is stated in ``description``).
 
-    Phantoms: a seeded held-out share of one generated set (distinct phantoms). A Kaggle folder
-    (train/ and test/) or a MedMNIST npz: its own train and test splits. Any other folder: a
-    seeded patient-disjoint split (images of unknown patient count as their own patient).
+    Phantoms: a seeded class-stratified held-out share of one generated set (distinct phantoms,
+    chance 0.5). A Kaggle folder (train/ and test/) or a MedMNIST npz: its own train and test
+    splits. Any other folder: a seeded patient-disjoint split (images of unknown patient count
+    as their own patient).
     """
     path = Path(spec.source).expanduser()
     own_splits = not spec.is_phantom and (
@@ -143,6 +144,8 @@ def load_split(spec: DataSpec, seed: int, eval_split: float) -> Split:
         test = _load_all(open_dataset(_with_split(spec, "test"), seed))
         return Split(train, test, f"{spec.source}: its own train/ and test/ splits")
     everything = _load_all(open_dataset(spec, seed))
+    if spec.is_phantom:
+        return _stratified_split(everything, seed, eval_split)
     groups: dict[str, list[int]] = {}
     for i, patient in enumerate(everything.patients):
         groups.setdefault(patient or f"#image-{i}", []).append(i)
@@ -159,6 +162,29 @@ def load_split(spec: DataSpec, seed: int, eval_split: float) -> Split:
         f"{what}: seeded patient-disjoint split, {len(train_idx)} train / {len(test_idx)} held out"
     )
     return Split(_subset(everything, train_idx), _subset(everything, test_idx), rule)
+
+
+def _stratified_split(everything: Batch, seed: int, eval_split: float) -> Split:
+    """Phantoms are distinct synthetic patients: hold out the same share of each class.
+
+    A class-balanced held-out set keeps chance at the class share of the data (0.5 for
+    phantoms), so 40 held-out images do not start a model at an accidental 0.675.
+    """
+    rng = np.random.default_rng([seed, 2718])
+    test_idx: list[int] = []
+    for label in sorted(set(everything.labels.tolist())):
+        members = [i for i, y in enumerate(everything.labels.tolist()) if y == label]
+        held = max(1, round(eval_split * len(members)))
+        test_idx += [members[i] for i in rng.permutation(len(members))[:held]]
+    test_set = set(test_idx)
+    train_idx = [i for i in range(len(everything)) if i not in test_set]
+    if not train_idx:
+        raise ConfigError("too few images to hold out an evaluation split")
+    rule = (
+        f"synthetic phantoms: seeded class-stratified split, {len(train_idx)} train / "
+        f"{len(test_idx)} held out"
+    )
+    return Split(_subset(everything, train_idx), _subset(everything, sorted(test_idx)), rule)
 
 
 def _with_split(spec: DataSpec, split: str) -> DataSpec:

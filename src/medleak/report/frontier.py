@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medleak.experiments.sqlite_store import StoredRun, SweepStore
+from medleak.metrics.verdict import judge
 from medleak.report.plots import COLORS, _new_figure, figure_png
 
 
@@ -238,19 +239,19 @@ def curves_plot(settings: list[Setting]) -> bytes | None:
 
 
 def _verdict(setting: Setting) -> str:
-    """The verdict of the strongest attack's runs (medleak.metrics.verdict when available)."""
+    """The verdict (``medleak.metrics.verdict.judge``) of the strongest attack's runs.
+
+    One outcome when every seed agrees; otherwise each outcome with its seed count, so a
+    setting that leaks on one seed is never shown as safe.
+    """
     runs = [a for a in setting.attacks if _attack_name(a) == setting.strongest]
     if not runs:
         return "no attack"
-    try:
-        from medleak.metrics import verdict as verdict_module  # type: ignore[attr-defined]
-
-        texts = {str(verdict_module.verdict(r.metrics)) for r in runs}
-    except (ImportError, AttributeError, TypeError):
-        from medleak.report.html import verdict
-
-        texts = {verdict(r.metrics)[1] for r in runs}
-    return "; ".join(sorted(texts))
+    outcomes = [judge(r.metrics).outcome for r in runs]
+    counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
+    if len(counts) == 1:
+        return outcomes[0]
+    return "; ".join(f"{o} ({n} of {len(runs)} seeds)" for o, n in counts.items())
 
 
 def _png(data: bytes, alt: str) -> str:
