@@ -112,7 +112,9 @@ def test_the_aware_loss_beats_the_unaware_one_under_topk() -> None:
 
 def test_restarts_keep_the_lowest_loss_run() -> None:
     losses = {10: 3.0, 11: 1.0, 12: 2.0}
-    chosen, info = best_of(lambda s: Run(torch.full((1,), s), [losses[s]], losses[s]), 3, 10)
+    chosen, info = best_of(
+        lambda s: Run(torch.full((1,), s), [losses[s]], losses[s], torch.zeros(1)), 3, 10
+    )
     assert float(chosen.images) == 11 and info["chosen_restart"] == 1
     assert info["trace_restart"] == [0, 1, 2]
 

@@ -1,20 +1,18 @@
 """Reconstruction attacks: an Update plus what the server knows -> reconstructed images.
 
-Registry: name -> attack(update, knowledge, options, seed, progress) -> Reconstruction.
+Registry: name -> ``Attack`` (update, knowledge, options, seed, progress) -> Reconstruction.
+Optimisation attacks share ``skeleton.match_gradients``; image regularizers are a registry in
+``regularizers``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from medleak.attacks import dlg, inverting_gradients, rog
-from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
+from medleak.attacks.base import Attack, Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.options import AttackOptions
 from medleak.attacks.presets import PRESETS, apply_preset
 from medleak.attacks.priors import check_prior
 from medleak.errors import ConfigError
-
-Attack = Callable[..., Reconstruction]
 
 ATTACKS: dict[str, Attack] = {
     "rog": rog.attack,
@@ -31,6 +29,7 @@ def get_attack(name: str) -> Attack:
 
 __all__ = [
     "ATTACKS",
+    "Attack",
     "PRESETS",
     "AttackOptions",
     "Progress",

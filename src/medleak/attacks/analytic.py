@@ -8,19 +8,18 @@ Otherwise the caller falls back to optimisation alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 
-from medleak.attacks.aware_loss import loss_kind
+from medleak.attacks.aware_loss import loss_kind, sparse_rescale
 from medleak.attacks.base import Progress, ServerKnowledge
 from medleak.attacks.disaggregation import Disaggregation, disaggregate, row_space
 from medleak.attacks.dummy import seeded_uniform
 from medleak.attacks.feature_inversion import invert_features
 from medleak.attacks.layers import LinearLayer, layer_input
 from medleak.attacks.low_rank import complete, truncated_svd
-from medleak.fl import Update
+from medleak.fl import Declaration, Update
 from medleak.models import model_info, to_model_input
 
 # The top-B singular values must hold this much of the gradient's energy: an unobfuscated
@@ -56,20 +55,17 @@ def exposed_layer(knowledge: ServerKnowledge, update: Update) -> LinearLayer | N
 
 
 def denoised_gradient(
-    gradient: torch.Tensor, defenses: Sequence[Mapping[str, Any]], rank: int
+    gradient: torch.Tensor, declarations: Sequence[Declaration], rank: int
 ) -> torch.Tensor | None:
     """The rank-B gradient behind an obfuscated one (``low_rank``), or None for sign."""
-    kind = loss_kind(defenses)
+    kind = loss_kind(declarations)
     if kind == "exact":
         return gradient
     if kind == "sparse":
-        rescale = 1.0
-        for d in defenses:
-            if d.get("name") == "randk":
-                rescale /= float(d.get("params", {}).get("ratio", 1.0))
-        # Only a pure top-k chain guarantees that what was dropped is smaller than what was kept.
-        bounded = all(d.get("name") == "topk" for d in defenses)
-        return complete(gradient, rank, rescale=rescale, bounded=bounded)
+        # Only sparse stages that all bound what they dropped guarantee that what was dropped is
+        # smaller than what was kept (a pure top-k chain).
+        bounded = all(d.kind == "sparse" and d.bounded for d in declarations)
+        return complete(gradient, rank, rescale=sparse_rescale(declarations), bounded=bounded)
     if kind == "noise":
         # QSGD with few levels zeroes ~99.9% of this layer at random: the top-B singular
         # directions then hold little of the energy and are mostly noise, so give up.
@@ -89,10 +85,10 @@ def disaggregate_update(
     w1 = layer.module.weight.detach()
     w2 = head.module.weight.detach() if head is not None else None
     raw = update.tensors[layer.weight_name].detach() / update.fl.steps
-    gradient = denoised_gradient(raw, update.defenses, knowledge.batch_size)
+    gradient = denoised_gradient(raw, update.declarations, knowledge.batch_size)
     if gradient is None:
         return None
-    exact = loss_kind(update.defenses) == "exact"
+    exact = loss_kind(update.declarations) == "exact"
     # The head's scale/label fit needs exact coefficients; under obfuscation it is unreliable,
     # so only directions are kept (cosine feature loss) and labels come from LLG+.
     result = disaggregate(gradient, knowledge.batch_size, seed, w1 if exact else None, w2)

@@ -1,38 +1,39 @@
-"""Gradient-matching losses that know which obfuscation the protocol applied.
+"""Gradient-matching losses that know what the obfuscation lets the server rely on.
 
 The attacker knows the protocol (threat model in REFERENCE.md), so it can compare its dummy
 update with the received one the way the obfuscation allows, instead of treating every
-obfuscation as generic noise as ROG (Yue et al., 2023) does:
+obfuscation as generic noise as ROG (Yue et al., 2023) does. It reads each stage's
+``Declaration`` (``Update.declarations``), never a defense's name:
 
-- ``topk`` / ``randk`` (sparsification): only the transmitted coordinates carry information; the
-  zeros are "unknown", not "zero". Loss: per-layer squared L2 on the transmitted coordinates,
-  normalised by the layer's target energy (so the 33M-coordinate linear layer does not drown the
-  convolutions). rand-k rescales kept values by n/k, so the dummy is rescaled the same way.
+- ``sparse`` (top-k, rand-k): only the transmitted coordinates carry information; the zeros are
+  "unknown", not "zero". Loss: per-layer squared L2 on the transmitted coordinates, normalised by
+  the layer's target energy (so the 33M-coordinate linear layer does not drown the convolutions).
+  The declared rescale (rand-k: n/k) is applied to the dummy the same way.
 - ``sign`` (signSGD): only the signs are known, so magnitudes must not be fitted. Loss: a smooth
   surrogate of sign disagreement, -mean(sign_target * tanh(dummy / s)), with s a per-layer scale
   (0.1 x the dummy layer's RMS, detached) so tanh is near a step without vanishing gradients.
-- quantisation (``qsgd``, ``uniform``, ``fp16``, ``bf16``), noise (``gaussian``, ``dp``), ``clip``
-  and ``powersgd``: the update is the true one plus zero-mean or scale-changing error; layer-wise
-  cosine distance (Geiping et al., 2020) ignores the magnitude changes and averages the error out
-  over each layer instead of fitting it coordinate by coordinate.
-- no obfuscation: squared L2, as DLG and ROG.
+- ``noisy``, ``quantized``, ``scaled``, ``low_rank``: the update is the true one plus zero-mean
+  or scale-changing error; layer-wise cosine distance (Geiping et al., 2020) ignores the
+  magnitude changes and averages the error out over each layer instead of fitting it coordinate
+  by coordinate.
+- ``exact`` (no obfuscation): squared L2, as DLG and ROG.
 
-For a chain, the most restrictive stage decides: sign > sparsification > noise-like.
+For a chain, the most restrictive stage decides: sign > sparse > any other inexact stage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Literal
 
 import torch
 
 from medleak.attacks.gradient_matching import squared_l2
+from medleak.fl.update import Declaration
 
 Loss = Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]], torch.Tensor]
 
-SPARSIFIERS = ("topk", "randk")
-NOISE_LIKE = ("qsgd", "uniform", "gaussian", "dp", "clip", "powersgd", "fp16", "bf16")
+LossKind = Literal["exact", "noise", "sparse", "sign"]
 
 
 def masked_l2(
@@ -75,30 +76,37 @@ def layer_cosine(
     return total
 
 
-def loss_kind(defenses: Sequence[Mapping[str, Any]]) -> str:
-    """Which loss the defense chain calls for: sign, sparse, noise or exact."""
-    names = [str(d.get("name")) for d in defenses]
-    if "sign" in names:
+def loss_kind(declarations: Sequence[Declaration]) -> LossKind:
+    """Which loss the declared stages call for: sign, sparse, noise or exact."""
+    kinds = [d.kind for d in declarations]
+    if "sign" in kinds:
         return "sign"
-    if any(n in SPARSIFIERS for n in names):
+    if "sparse" in kinds:
         return "sparse"
-    if any(n in NOISE_LIKE for n in names):
+    if any(k != "exact" for k in kinds):
         return "noise"
     return "exact"
 
 
-def aware_loss(defenses: Sequence[Mapping[str, Any]], aware: bool = True) -> Loss:
-    """The matching loss for an update obfuscated by ``defenses`` (squared L2 when not aware)."""
+def sparse_rescale(declarations: Sequence[Declaration]) -> float:
+    """The factor the sparse stages multiplied the kept values by (rand-k: n/k; top-k: 1)."""
+    rescale = 1.0
+    for d in declarations:
+        if d.kind == "sparse":
+            rescale *= d.rescale
+    return rescale
+
+
+def aware_loss(declarations: Sequence[Declaration], aware: bool = True) -> Loss:
+    """The matching loss for an update obfuscated as ``declarations`` say (squared L2 when not
+    aware)."""
     if not aware:
         return squared_l2
-    kind = loss_kind(defenses)
+    kind = loss_kind(declarations)
     if kind == "sign":
         return sign_agreement
     if kind == "sparse":
-        rescale = 1.0
-        for d in defenses:
-            if d.get("name") == "randk":
-                rescale *= 1.0 / float(d.get("params", {}).get("ratio", 1.0))
+        rescale = sparse_rescale(declarations)
         return lambda dummy, target: masked_l2(dummy, target, rescale)
     if kind == "noise":
         return layer_cosine

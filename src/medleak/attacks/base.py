@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import torch
 from torch import nn
 
 from medleak.models import model_info
+
+if TYPE_CHECKING:
+    from medleak.attacks.options import AttackOptions
+    from medleak.fl import Update
 
 LabelsSource = Literal["known", "inferred"]
 # progress(iteration, loss): called once per iteration so the CLI can draw a progress bar.
@@ -53,3 +57,21 @@ class Reconstruction:
     initial_images: torch.Tensor
     trace: list[float]
     info: dict[str, Any] = field(default_factory=dict)
+
+
+class Attack(Protocol):
+    """The one attack interface: the update and the server's knowledge in, a reconstruction out.
+
+    Deterministic given ``seed``; ``progress`` is called once per iteration. Optimisation
+    attacks build on ``attacks.skeleton.match_gradients``; a new attack is one file plus one line
+    in ``ATTACKS``.
+    """
+
+    def __call__(
+        self,
+        update: Update,
+        knowledge: ServerKnowledge,
+        options: AttackOptions,
+        seed: int,
+        progress: Progress | None = None,
+    ) -> Reconstruction: ...

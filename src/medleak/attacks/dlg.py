@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import torch
 
-from medleak.attacks.aware_loss import aware_loss, loss_kind
+from medleak.attacks.aware_loss import aware_loss
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import (
-    check_update_fits,
     dummy_update,
     reconstruction_channels,
     report,
     seeded_uniform,
     trainable_params,
 )
-from medleak.attacks.labels import resolve_labels
 from medleak.attacks.options import AttackOptions
-from medleak.attacks.priors import apply_prior
-from medleak.attacks.restarts import Run, best_of
+from medleak.attacks.restarts import Run
+from medleak.attacks.skeleton import match_gradients
 from medleak.fl import Update
 
 HISTORY = 100
@@ -39,14 +37,14 @@ def _one_run(
     labels: torch.Tensor,
     seed: int,
     progress: Progress | None,
-    found_labels: list[torch.Tensor],
 ) -> Run:
     size = knowledge.image_size
     channels = reconstruction_channels(knowledge, options)
     params = trainable_params(knowledge)
     target = {n: t.detach() for n, t in update.tensors.items()}
-    loss_fn = aware_loss(update.defenses, options.aware)
+    loss_fn = aware_loss(update.declarations, options.aware)
     images = seeded_uniform((knowledge.batch_size, channels, size, size), seed)
+    initial = images.mean(1, keepdim=True)
     images.requires_grad_(True)
     variables = [images]
     joint = options.labels == "inferred" and options.soft_labels
@@ -78,9 +76,9 @@ def _one_run(
         return loss
 
     optimizer.step(closure)
-    found_labels.append(logits.detach().argmax(1) if logits is not None else labels)
+    found = logits.detach().argmax(1) if logits is not None else labels
     result = images.detach().clamp(0, 1).mean(1, keepdim=True)
-    return Run(result, trace, min(trace))
+    return Run(result, trace, min(trace), initial, found)
 
 
 def attack(
@@ -91,30 +89,19 @@ def attack(
     progress: Progress | None = None,
 ) -> Reconstruction:
     """Reconstruct the client's batch from ``update``; see the module docstring."""
-    check_update_fits(update, knowledge)
-    labels = resolve_labels(update, knowledge, options, seed)
-    found: list[torch.Tensor] = []
-    best, summary = best_of(
-        lambda s: _one_run(update, knowledge, options, labels, s, progress, found),
-        options.restarts,
+    result = match_gradients(
+        update,
+        knowledge,
+        options,
         seed,
+        lambda labels, s: _one_run(update, knowledge, options, labels, s, progress),
+        {"soft_labels": options.labels == "inferred" and options.soft_labels},
     )
-    trace = summary.pop("trace")
-    size = knowledge.image_size
-    channels = reconstruction_channels(knowledge, options)
-    initial = seeded_uniform(
-        (knowledge.batch_size, channels, size, size), seed + summary["chosen_restart"]
-    ).mean(1, keepdim=True)
-    return Reconstruction(
-        images=apply_prior(options.prior, best.images, loss_kind(update.defenses) != "exact"),
-        labels=found[summary["chosen_restart"]].clone(),
-        labels_source=options.labels,
-        initial_images=initial,
-        trace=trace,
-        info={
-            "soft_labels": options.labels == "inferred" and options.soft_labels,
-            "gradient_evaluations": len(trace),
-            "budget": len(trace),
-            **summary,
-        },
-    )
+    # L-BFGS evaluates the objective a variable number of times: the budget is what it used.
+    result.info = {
+        "soft_labels": result.info.pop("soft_labels"),
+        "gradient_evaluations": len(result.trace),
+        "budget": len(result.trace),
+        **result.info,
+    }
+    return result

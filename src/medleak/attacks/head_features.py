@@ -74,7 +74,7 @@ def exact_head_features(knowledge: ServerKnowledge, update: Update) -> HeadFeatu
     """
     if knowledge.batch_size != 1 or update.batch_size != 1 or update.fl.steps != 1:
         return None
-    if loss_kind(update.defenses) != "exact":
+    if loss_kind(update.declarations) != "exact":
         return None
     head = biased_head(knowledge, update)
     if head is None:

@@ -24,11 +24,11 @@ from medleak.attacks.dummy import (
     seeded_uniform,
     trainable_params,
 )
-from medleak.attacks.gradient_matching import cosine, total_variation
-from medleak.attacks.labels import resolve_labels
+from medleak.attacks.gradient_matching import cosine
 from medleak.attacks.options import AttackOptions
-from medleak.attacks.priors import apply_prior
-from medleak.attacks.restarts import Run, best_of
+from medleak.attacks.regularizers import regularization
+from medleak.attacks.restarts import Run
+from medleak.attacks.skeleton import match_gradients
 from medleak.fl import Update
 
 # Geiping et al. use lr 0.1 on images normalised by the data set std (about 0.25 for X-rays); the
@@ -51,13 +51,14 @@ def _one_run(
     target = {n: t.detach() for n, t in update.tensors.items()}
     tv_weight = DEFAULT_TV if options.tv is None else options.tv
     # IG's own loss is already cosine; the aware loss replaces it only under an obfuscation.
-    defended = options.aware and loss_kind(update.defenses) != "exact"
-    match = aware_loss(update.defenses) if defended else cosine
+    defended = options.aware and loss_kind(update.declarations) != "exact"
+    match = aware_loss(update.declarations) if defended else cosine
     term = bn_statistics.term_for(knowledge, update, options.bn_statistics)
     first_order = options.fedavg_model == "first-order"
     head = head_features.exact_head_features(knowledge, update) if options.analytic else None
 
     images = seeded_uniform((knowledge.batch_size, channels, size, size), seed)
+    initial = images.mean(1, keepdim=True)
     images.requires_grad_(True)
     optimizer = torch.optim.Adam([images], lr=options.lr or DEFAULT_LR)
     milestones = [int(options.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
@@ -67,7 +68,7 @@ def _one_run(
         optimizer.zero_grad(set_to_none=True)
         with bn_statistics.recording(term):
             dummy = dummy_update(knowledge, params, images, labels, update, first_order)
-        loss = match(dummy, target) + tv_weight * total_variation(images)
+        loss = match(dummy, target) + regularization({"tv": tv_weight}, images)
         loss = loss + bn_statistics.penalty(term)
         if head is not None:
             loss = loss + head.loss(knowledge, images)
@@ -79,7 +80,7 @@ def _one_run(
             images.clamp_(0, 1)
         trace.append(loss.item())
         report(progress, iteration, trace[-1])
-    return Run(images.detach().mean(1, keepdim=True), trace, trace[-1])
+    return Run(images.detach().mean(1, keepdim=True), trace, trace[-1], initial)
 
 
 def attack(
@@ -90,38 +91,26 @@ def attack(
     progress: Progress | None = None,
 ) -> Reconstruction:
     """Reconstruct the client's batch from ``update``; see the module docstring."""
-    check_update_fits(update, knowledge)
-    labels = resolve_labels(update, knowledge, options, seed)
-    best, summary = best_of(
-        lambda s: _one_run(update, knowledge, options, labels, s, progress),
-        options.restarts,
-        seed,
-    )
-    trace = summary.pop("trace")
-    size = knowledge.image_size
-    channels = reconstruction_channels(knowledge, options)
-    initial = seeded_uniform(
-        (knowledge.batch_size, channels, size, size), seed + summary["chosen_restart"]
-    ).mean(1, keepdim=True)
-    kind = loss_kind(update.defenses)
+    check_update_fits(update, knowledge)  # before reading the head: refuse a foreign update
+    kind = loss_kind(update.declarations)
     defended = options.aware and kind != "exact"
-    return Reconstruction(
-        images=apply_prior(options.prior, best.images, kind != "exact"),
-        labels=labels.clone(),
-        labels_source=options.labels,
-        initial_images=initial,
-        trace=trace,
-        info={
-            "tv": DEFAULT_TV if options.tv is None else options.tv,
-            "aware": options.aware,
-            "fedavg_model": options.fedavg_model,
-            "loss": kind if defended else "cosine",
-            "bn_statistics": bn_statistics.term_for(knowledge, update, options.bn_statistics)
-            is not None,
-            "head_features": options.analytic
-            and head_features.exact_head_features(knowledge, update) is not None,
-            "gradient_evaluations": options.iterations * options.restarts,
-            "budget": options.iterations * options.restarts,
-            **summary,
-        },
+    info = {
+        "tv": DEFAULT_TV if options.tv is None else options.tv,
+        "aware": options.aware,
+        "fedavg_model": options.fedavg_model,
+        "loss": kind if defended else "cosine",
+        "bn_statistics": bn_statistics.term_for(knowledge, update, options.bn_statistics)
+        is not None,
+        "head_features": options.analytic
+        and head_features.exact_head_features(knowledge, update) is not None,
+        "gradient_evaluations": options.iterations * options.restarts,
+        "budget": options.iterations * options.restarts,
+    }
+    return match_gradients(
+        update,
+        knowledge,
+        options,
+        seed,
+        lambda labels, s: _one_run(update, knowledge, options, labels, s, progress),
+        info,
     )

@@ -15,11 +15,14 @@ import torch
 
 @dataclass
 class Run:
-    """One restart's outcome: its images (attack resolution) and loss trace."""
+    """One restart's outcome: its images (image resolution, gray), loss trace, final loss, the
+    start image it drew (same resolution, gray) and, when it optimised them, its labels."""
 
     images: torch.Tensor
     trace: list[float]
     final_loss: float
+    initial: torch.Tensor
+    labels: torch.Tensor | None = None
 
 
 def best_of(run: Callable[[int], Run], restarts: int, seed: int) -> tuple[Run, dict]:

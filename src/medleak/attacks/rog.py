@@ -36,8 +36,8 @@ from medleak.attacks.dummy import (
 from medleak.attacks.feature_inversion import DEFAULT_TV
 from medleak.attacks.labels import resolve_labels
 from medleak.attacks.options import AttackOptions
-from medleak.attacks.priors import apply_prior, choose_prior
-from medleak.attacks.restarts import Run, best_of
+from medleak.attacks.restarts import Run
+from medleak.attacks.skeleton import finish, match_gradients
 from medleak.fl import Update
 
 DEFAULT_LR = 0.05
@@ -71,12 +71,13 @@ def optimise_latent(
     channels = reconstruction_channels(knowledge, options)
     params = trainable_params(knowledge)
     target = {n: t.detach() for n, t in update.tensors.items()}
-    loss_fn = aware_loss(update.defenses, options.aware)
+    loss_fn = aware_loss(update.declarations, options.aware)
     first_order = options.fedavg_model == "first-order"
     nothing = float(loss_fn({n: torch.zeros_like(t) for n, t in target.items()}, target))
     term = bn_statistics.term_for(knowledge, update, options.bn_statistics, nothing)
 
     latent = start_latent((knowledge.batch_size, channels, side, side), seed, options.init)
+    initial = upsample(latent, size).clamp(0, 1).mean(1, keepdim=True)
     latent.requires_grad_(True)
     lr = options.lr or DEFAULT_LR
     optimizer = torch.optim.Adam([latent], lr=lr)
@@ -100,7 +101,7 @@ def optimise_latent(
         report(progress, iteration, trace[-1])
     with torch.no_grad():
         images = upsample(latent, size).clamp(0, 1).mean(1, keepdim=True)
-    return Run(images, trace, trace[-1])
+    return Run(images, trace, trace[-1], initial)
 
 
 def attack(
@@ -120,7 +121,7 @@ def attack(
         "reconstruct_channels": options.reconstruct_channels,
         "aware": options.aware,
         "fedavg_model": options.fedavg_model,
-        "loss": loss_kind(update.defenses) if options.aware else "exact",
+        "loss": loss_kind(update.declarations) if options.aware else "exact",
         "bn_statistics": bn_statistics.term_for(knowledge, update, options.bn_statistics)
         is not None,
     }
@@ -169,43 +170,19 @@ def attack(
             trace_restart=[0] * len(trace),
         )
     else:
-        best, summary = best_of(
-            lambda s: optimise_latent(update, knowledge, options, labels, s, progress),
-            options.restarts,
-            seed,
-        )
-        images, trace = best.images, summary.pop("trace")
-        initial = (
-            upsample(
-                start_latent(
-                    (
-                        knowledge.batch_size,
-                        reconstruction_channels(knowledge, options),
-                        size // options.scale_factor,
-                        size // options.scale_factor,
-                    ),
-                    seed + summary["chosen_restart"],
-                    options.init,
-                ),
-                size,
-            )
-            .clamp(0, 1)
-            .mean(1, keepdim=True)
-        )
         info.update(
             stage="optimisation",
             gradient_evaluations=options.iterations * options.restarts,
             budget=options.iterations * options.restarts,
-            **summary,
+        )
+        return match_gradients(
+            update,
+            knowledge,
+            options,
+            seed,
+            lambda used, s: optimise_latent(update, knowledge, options, used, s, progress),
+            info,
+            labels,
         )
 
-    info["prior"] = choose_prior(options.prior, loss_kind(update.defenses) != "exact")
-    images = apply_prior(info["prior"], images)
-    return Reconstruction(
-        images=images,
-        labels=labels.clone(),
-        labels_source=options.labels,
-        initial_images=initial,
-        trace=trace,
-        info=info,
-    )
+    return finish(update, options, images, labels, initial, trace, info)

@@ -1,8 +1,10 @@
 """Gradient obfuscations: ``Update -> Update``, each with its bit cost and privacy accounting.
 
 ``DEFENSES`` is the registry (name -> ``Defense`` description); adding a defense is one new file
-and one line below. Specs are ``NAME:key=value,...`` text or YAML mappings; ``build_chain`` turns
-a list of them into a ``DefenseChain`` that computes what a client sends under all of them.
+and one line below. Each defense declares what the server can still rely on after it
+(``Declaration``); attacks read that, never the name. Specs are ``NAME:key=value,...`` text or
+YAML mappings; ``build_chain`` turns a list of them into a ``DefenseChain`` that computes what a
+client sends under all of them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from medleak.defenses.sign import SIGN
 from medleak.defenses.spec import Defense, Param, format_spec
 from medleak.defenses.topk import TOPK
 from medleak.defenses.uniform import UNIFORM
+from medleak.fl.update import Declaration
 
 DEFENSES: dict[str, Defense] = {
     "none": NONE,
@@ -58,6 +61,12 @@ def build_chain(specs: Sequence[str | Mapping[str, Any]]) -> DefenseChain:
     return DefenseChain([resolve_spec(s) for s in specs], DEFENSES)
 
 
+def declare_chain(specs: Sequence[str | Mapping[str, Any]]) -> tuple[Declaration, ...]:
+    """What the server can rely on after each of ``specs`` (for an update decoded elsewhere)."""
+    resolved = [resolve_spec(s) for s in specs]
+    return tuple(DEFENSES[s["name"]].declaration(s["params"]) for s in resolved)
+
+
 def describe_defenses() -> str:
     """The table ``medleak defenses`` prints: every defense, its parameters, defaults, summary."""
     return spec.describe(DEFENSES)
@@ -65,10 +74,12 @@ def describe_defenses() -> str:
 
 __all__ = [
     "DEFENSES",
+    "Declaration",
     "Defense",
     "DefenseChain",
     "Param",
     "build_chain",
+    "declare_chain",
     "describe_defenses",
     "dp_epsilon",
     "format_spec",

@@ -22,7 +22,7 @@ from medleak.defenses.dp import dp_client_update
 from medleak.defenses.spec import Defense, Stage
 from medleak.errors import ConfigError
 from medleak.fl.client import compute_update, parameters_of
-from medleak.fl.update import FLSettings, Update
+from medleak.fl.update import Declaration, FLSettings, Update
 
 
 def stage_generator(seed: int, index: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -52,8 +52,28 @@ class DefenseChain:
                 )
 
     @property
+    def declarations(self) -> tuple[Declaration, ...]:
+        """What each stage declares, in order (what ``Update.declarations`` will hold)."""
+        return tuple(stage.declaration for stage in self._stages)
+
+    @property
     def has_dp(self) -> bool:
         return bool(self._stages) and self._stages[0].defense.client_side
+
+    @property
+    def dp_params(self) -> dict[str, Any] | None:
+        """The resolved parameters of a leading ``dp`` stage (federated training needs them)."""
+        return dict(self._stages[0].params) if self.has_dp else None
+
+    def post_process(self, update: Update, seed: int) -> Update:
+        """Every stage after a leading ``dp`` (or all of them): for an update made elsewhere
+        whose client already ran the DP-SGD estimator (federated training)."""
+        lead = 1 if self.has_dp else 0
+        update = update.replace(
+            defenses=tuple(copy.deepcopy(r) for r in self.resolved[:lead]),
+            declarations=tuple(stage.declaration for stage in self._stages[:lead]),
+        )
+        return self._run(update, seed, start=1 if self.has_dp else 0)
 
     def __len__(self) -> int:
         return len(self._stages)
@@ -82,7 +102,10 @@ class DefenseChain:
             update = dp_client_update(
                 model, batch, settings, self._stages[0].params, generator, client_size, rounds
             )
-            update = update.replace(defenses=(copy.deepcopy(self.resolved[0]),))
+            update = update.replace(
+                defenses=(copy.deepcopy(self.resolved[0]),),
+                declarations=(self._stages[0].declaration,),
+            )
             update.check_finite()
             return self._run(update, seed, start=1)
         return self._run(compute_update(model, batch, settings), seed, start=0)
@@ -102,7 +125,8 @@ class DefenseChain:
             device = next(iter(update.tensors.values())).device if update.tensors else "cpu"
             update = self._stages[index](update, stage_generator(seed, index, device))
             update = update.replace(
-                defenses=(*update.defenses, copy.deepcopy(self.resolved[index]))
+                defenses=(*update.defenses, copy.deepcopy(self.resolved[index])),
+                declarations=(*update.declarations, self._stages[index].declaration),
             )
             update.check_finite()
         return update

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from medleak.defenses.spec import REQUIRED, Defense, Param, Tensors
+from medleak.fl.update import Declaration
 
 
 def global_norm(tensors: Mapping[str, torch.Tensor]) -> float:
@@ -51,4 +52,5 @@ CLIP = Defense(
     transform=_apply,
     bits=None,
     bits_text="unchanged (32 n)",
+    declares=lambda params: Declaration("scaled"),
 )

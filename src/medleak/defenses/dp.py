@@ -33,7 +33,7 @@ from medleak.data.batch import Batch
 from medleak.defenses.spec import REQUIRED, Defense, Param, Tensors, fail
 from medleak.errors import ConfigError
 from medleak.fl.client import batch_loss, buffers_of, parameters_of
-from medleak.fl.update import FLSettings, Update
+from medleak.fl.update import Declaration, FLSettings, Update
 from medleak.models import has_batchnorm, model_info, to_model_input
 
 # Per-example gradients of this many floats at most are held at once (256 MB in float32).
@@ -245,4 +245,5 @@ DP = Defense(
     transform=None,
     bits=None,
     bits_text="unchanged (32 n)",
+    declares=lambda params: Declaration("noisy", zero_mean=True),
 )

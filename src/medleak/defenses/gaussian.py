@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from medleak.defenses.spec import Defense, Param, Tensors, fail
+from medleak.fl.update import Declaration
 
 
 def tensor_rms(tensor: torch.Tensor) -> float:
@@ -78,4 +79,5 @@ GAUSSIAN = Defense(
     bits=None,
     bits_text="unchanged (32 n)",
     validate=_validate,
+    declares=lambda params: Declaration("noisy", zero_mean=True),
 )

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from medleak.defenses.spec import Defense, Tensors, Transform
+from medleak.fl.update import Declaration
 
 
 def cast_roundtrip(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -40,6 +41,7 @@ FP16 = Defense(
     transform=_transform(torch.float16),
     bits=_bits16,
     bits_text="16 n",
+    declares=lambda params: Declaration("quantized"),
 )
 
 BF16 = Defense(
@@ -49,4 +51,5 @@ BF16 = Defense(
     transform=_transform(torch.bfloat16),
     bits=_bits16,
     bits_text="16 n",
+    declares=lambda params: Declaration("quantized"),
 )

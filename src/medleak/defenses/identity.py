@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from medleak.defenses.spec import Defense, Tensors
+from medleak.fl.update import Declaration
 
 
 def _identity(
@@ -24,4 +25,5 @@ NONE = Defense(
     # Keeps the previous cost, which is 32 n for an update nothing else touched.
     bits=None,
     bits_text="32 n",
+    declares=lambda params: Declaration("exact"),
 )

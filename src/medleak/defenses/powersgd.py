@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from medleak.defenses.spec import REQUIRED, Defense, Param, Tensors
+from medleak.fl.update import Declaration
 
 
 def matrix_shape(tensor: torch.Tensor) -> tuple[int, int] | None:
@@ -91,4 +92,5 @@ POWERSGD = Defense(
     transform=_apply,
     bits=_bits,
     bits_text="32 r (rows + cols) per matrix; vectors, and matrices too small to gain, 32 n",
+    declares=lambda params: Declaration("low_rank"),
 )

@@ -17,6 +17,7 @@ import torch
 
 from medleak.defenses.spec import Defense, Param, Tensors
 from medleak.defenses.uniform import LEVELS, levels_bits
+from medleak.fl.update import Declaration
 
 
 def qsgd_quantize(
@@ -61,4 +62,5 @@ QSGD = Defense(
     transform=_apply,
     bits=levels_bits,
     bits_text="n (1 + ceil(log2 s)) + 32 per tensor",
+    declares=lambda params: Declaration("quantized", zero_mean=True),
 )

@@ -16,6 +16,7 @@ import torch
 
 from medleak.defenses.spec import Defense, Tensors
 from medleak.defenses.topk import kept_count, ratio_param
+from medleak.fl.update import Declaration
 
 
 def randk_tensor(tensor: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
@@ -47,4 +48,5 @@ RANDK = Defense(
     transform=_apply,
     bits=_bits,
     bits_text="32 k + 32 per tensor (values and the seed)",
+    declares=lambda params: Declaration("sparse", rescale=1.0 / float(params["ratio"])),
 )

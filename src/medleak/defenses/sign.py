@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from medleak.defenses.spec import Defense, Param, Tensors
+from medleak.fl.update import Declaration
 
 
 def sign_compress(tensor: torch.Tensor, scaled: bool) -> torch.Tensor:
@@ -42,4 +43,5 @@ SIGN = Defense(
     transform=_apply,
     bits=_bits,
     bits_text="n per tensor (+ 32 if scaled)",
+    declares=lambda params: Declaration("sign"),
 )

@@ -19,13 +19,15 @@ from typing import Any
 import torch
 
 from medleak.errors import ConfigError
-from medleak.fl.update import Update
+from medleak.fl.update import Declaration, Update
 
 Tensors = dict[str, torch.Tensor]
 # transform(tensors, params, generator) -> tensors; deterministic defenses ignore the generator.
 Transform = Callable[[Mapping[str, torch.Tensor], Mapping[str, Any], torch.Generator], Tensors]
 # bits(tensors, params) -> the bits the client sends for this representation of the update.
 BitCost = Callable[[Mapping[str, torch.Tensor], Mapping[str, Any]], int]
+# declares(params) -> what the server can still rely on after this stage.
+Declares = Callable[[Mapping[str, Any]], Declaration]
 
 
 class _Required:
@@ -83,6 +85,9 @@ class Defense:
         representation as before (noise, clipping), so the previous cost stands.
     bits_text: the same formula in words, for ``medleak defenses``.
     validate: cross-parameter checks (e.g. exactly one of sigma / relative) on resolved params.
+    declares: what the server can still rely on after this defense, from its resolved params
+        (the contract obfuscation-aware attacks read; required: a chain refuses a defense
+        without it rather than let it be attacked as if the update were exact).
     """
 
     name: str
@@ -92,6 +97,7 @@ class Defense:
     bits: BitCost | None
     bits_text: str
     validate: Callable[[Mapping[str, Any]], None] | None = None
+    declares: Declares | None = None
 
     @property
     def client_side(self) -> bool:
@@ -100,7 +106,19 @@ class Defense:
 
     def build(self, params: Mapping[str, Any]) -> Stage:
         """The constructor: one configured step of a chain, ``Update -> Update``."""
+        if self.declares is None:
+            raise ConfigError(
+                f"defense {self.name!r} does not declare what the server can rely on after it"
+            )
         return Stage(self, dict(params))
+
+    def declaration(self, params: Mapping[str, Any]) -> Declaration:
+        """What the server can rely on after this defense with ``params``."""
+        if self.declares is None:
+            raise ConfigError(
+                f"defense {self.name!r} does not declare what the server can rely on after it"
+            )
+        return self.declares(params)
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,10 @@ class Stage:
             else self.defense.bits(tensors, self.params)
         )
         return update.replace(tensors=tensors, bits_sent=int(bits))
+
+    @property
+    def declaration(self) -> Declaration:
+        return self.defense.declaration(self.params)
 
 
 def fail(defense: str, param: str, message: str) -> ConfigError:

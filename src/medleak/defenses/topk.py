@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from medleak.defenses.spec import REQUIRED, Defense, Param, Tensors
+from medleak.fl.update import Declaration
 
 
 def kept_count(ratio: float, numel: int) -> int:
@@ -98,4 +99,5 @@ TOPK = Defense(
     transform=_apply,
     bits=_bits,
     bits_text="k (32 + ceil(log2 n)); n = all coordinates for scope=global",
+    declares=lambda params: Declaration("sparse", bounded=True),
 )

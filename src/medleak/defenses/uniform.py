@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from medleak.defenses.spec import REQUIRED, Defense, Param, Tensors
+from medleak.fl.update import Declaration
 
 
 def uniform_quantize(tensor: torch.Tensor, levels: int) -> torch.Tensor:
@@ -62,4 +63,5 @@ UNIFORM = Defense(
     transform=_apply,
     bits=levels_bits,
     bits_text="n (1 + ceil(log2 s)) + 32 per tensor",
+    declares=lambda params: Declaration("quantized"),
 )

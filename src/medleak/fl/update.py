@@ -49,6 +49,49 @@ class FLSettings:
         return 1 if self.algorithm == "fedsgd" else self.local_steps
 
 
+RelianceKind = Literal["exact", "noisy", "scaled", "quantized", "low_rank", "sparse", "sign"]
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What the server can still rely on after one defense stage: the defense -> attack contract.
+
+    An attack reads these, never a defense's name, so a new defense is attacked the way it
+    declares, and one that declares nothing cannot be run (the chain refuses it).
+
+    kind:
+        exact: the values are the true update's.
+        noisy: the true update plus random error (``zero_mean`` when unbiased: Gaussian, DP).
+        scaled: the true update times an unknown per-tensor or global factor (clipping).
+        quantized: each value rounded to a coarse grid (``zero_mean`` when rounding is stochastic).
+        low_rank: a low-rank approximation of each matrix (PowerSGD).
+        sparse: some coordinates transmitted, the rest zero and *unknown*; the transmitted ones
+            multiplied by ``rescale`` (rand-k: n/k); ``bounded``: every dropped entry is no larger
+            than every kept one of its tensor or of the update (top-k).
+        sign: only the signs are known.
+    """
+
+    kind: RelianceKind
+    zero_mean: bool = False
+    rescale: float = 1.0
+    bounded: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in RELIANCE_KINDS:
+            raise ConfigError(f"unknown declaration kind {self.kind!r}")
+
+
+RELIANCE_KINDS: tuple[str, ...] = (
+    "exact",
+    "noisy",
+    "scaled",
+    "quantized",
+    "low_rank",
+    "sparse",
+    "sign",
+)
+
+
 @dataclass(frozen=True)
 class Update:
     """One client update as the server receives it.
@@ -58,6 +101,8 @@ class Update:
     bits_sent: bits the client transmits for this representation (32 per float by default).
     defenses: the resolved obfuscations applied, in order, as {"name": ..., "params": {...}};
         an attacker may read these (the protocol is public) to be obfuscation-aware.
+    declarations: what each stage of ``defenses`` declares the server can rely on, stage by
+        stage (one ``Declaration`` per entry of ``defenses``); attacks read these.
     privacy: formal DP guarantee when a DP defense ran: epsilon, delta, sample_rate, steps.
     buffers: the client's buffers after local training (BatchNorm running statistics) when it
         sends them (``FLSettings.sends_buffers``), else None; obfuscations leave them as they are.
@@ -69,8 +114,17 @@ class Update:
     batch_size: int
     bits_sent: int
     defenses: tuple[dict[str, Any], ...] = ()
+    declarations: tuple[Declaration, ...] = ()
     privacy: dict[str, Any] | None = field(default=None)
     buffers: dict[str, torch.Tensor] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        # An obfuscation without its declaration would be attacked as if it were exact: refuse.
+        if len(self.declarations) != len(self.defenses):
+            raise MedleakError(
+                f"update records {len(self.defenses)} defense stages but "
+                f"{len(self.declarations)} declarations of what the server can rely on"
+            )
 
     @property
     def num_coordinates(self) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
+from medleak.defenses import declare_chain
 from medleak.errors import ConfigError, MedleakError
 from medleak.fl.update import FLSettings, Update
 from medleak.integrations.flower import wire
@@ -224,7 +225,9 @@ def decode_reply(
                 raise MedleakError(f"the encoded reply lacks buffer {key!r}")
             weights[key] = torch.from_numpy(parts[buffer].copy())
     update = as_update(tensors, settings, n, buffers_in(weights, names)).replace(
-        defenses=tuple(chain), bits_sent=int(info["payload_bits"])
+        defenses=tuple(chain),
+        declarations=declare_chain(chain),
+        bits_sent=int(info["payload_bits"]),
     )
     return DecodedReply(update, weights, dict(info))
 
