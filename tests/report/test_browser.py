@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import make_run_dir
 from PIL import Image, ImageStat
+from test_frontier import _store as make_sweep_store
 
 from medleak.report import write_report
 from medleak.report.html import load_run_view, verdict
@@ -40,10 +41,13 @@ def reports(tmp_path_factory) -> dict[str, tuple[Path, list[Path]]]:
         with_tensors=False,
     )
     kinds = {"one run": [plain], "several runs": [plain, topk, dp]}
-    return {
+    store = make_sweep_store(base / "sweep.db")
+    reports = {
         kind: (write_report(runs, base / f"{kind.replace(' ', '-')}.html"), runs)
         for kind, runs in kinds.items()
     }
+    reports["store with frontier"] = (write_report([store], base / "store.html"), [])
+    return reports
 
 
 class Opened:
@@ -77,7 +81,8 @@ def opened(chromium):
         p.close()
 
 
-KINDS = ["one run", "several runs"]
+KINDS = ["one run", "several runs", "store with frontier"]
+RUN_KINDS = KINDS[:2]  # reports with run sections (a verdict badge and a configuration each)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -99,7 +104,7 @@ def _verdict_sentences(runs: list[Path]) -> list[str]:
     return [verdict(load_run_view(r).metrics)[1] for r in runs]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", RUN_KINDS)
 def test_every_verdict_is_on_the_first_screen(kind, reports, opened) -> None:
     path, runs = reports[kind]
     page = opened(path).page
@@ -140,7 +145,7 @@ def test_tables_sort_when_a_header_is_clicked(reports, opened) -> None:
     assert report.errors == []
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", RUN_KINDS)
 def test_configuration_expands_when_clicked(kind, reports, opened) -> None:
     report = opened(reports[kind][0])
     config = report.page.locator("details.config").first
@@ -205,3 +210,16 @@ def test_print_view_opens_the_configuration_drops_widgets_and_breaks_between_run
     assert len(style["breaks"]) == 1 + 3  # the comparison, then one section per run
     assert style["marker"] == "none" and style["cursor"] == "auto"
     assert set(style["tables"]) == {"table"}  # whole tables on paper, not scroll boxes
+
+
+def test_the_frontier_ranking_sorts_and_shows_a_verdict_per_defense(reports, opened) -> None:
+    page = opened(reports["store with frontier"][0]).page
+    table = "table.ranking"
+    assert set(_column(page, table, "verdict")) <= {
+        "identifiable images leaked",
+        "no image re-identified",
+        "re-identification not above chance",
+    }
+    page.locator(f"{table} thead th", has_text="accuracy").first.click()
+    accuracy = [float(v) for v in _column(page, table, "accuracy")]
+    assert len(accuracy) == 4 and accuracy == sorted(accuracy)

@@ -328,7 +328,10 @@ def frontier_section(path: Path) -> str:
                 "verdict",
             )
         )
-        parts.append(f'<table class="ranking"><tr>{head}</tr>{"".join(rows)}</table>')
+        parts.append(
+            f'<table class="ranking sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
         curves = curves_plot(settings)
         if curves is not None:
             parts.append("<h3>Accuracy per round</h3>" + _png(curves, "accuracy per round"))
