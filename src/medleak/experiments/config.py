@@ -70,6 +70,7 @@ class AttackConfig:
 class MetricsConfig:
     gallery_size: int = 100
     lpips_weights: str | None = None
+    show_sources: bool = False  # keep real file names in outputs (they may carry patient numbers)
 
 
 @dataclass

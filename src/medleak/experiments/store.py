@@ -21,6 +21,8 @@ from medleak.errors import MedleakError
 from medleak.experiments.config import dump_config
 from medleak.experiments.provenance import provenance
 from medleak.experiments.run import RunResult
+from medleak.metrics.verdict import judge
+from medleak.private_files import make_private, private_dir, source_alias, temp_path, write_private
 
 METRICS_FILE = "metrics.json"
 TRACE_FILE = "trace.csv"
@@ -30,10 +32,30 @@ CONFIG_FILE = "config.yaml"
 REPORT_FILE = "report.html"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+RUN_FILES = (METRICS_FILE, TRACE_FILE, TENSORS_FILE, GRID_FILE, CONFIG_FILE, REPORT_FILE)
+
+
+def holds_run(folder: Path) -> bool:
+    """A folder "holds a run" when it has a ``metrics.json``."""
+    return (folder / METRICS_FILE).is_file()
+
+
+def prepare_run_folder(out: Path, *, force: bool) -> None:
+    """Refuse to write over an earlier run unless ``force``; with it, clear that run's files.
+
+    Checked before the attack starts, so a refusal costs nothing; only medleak's own file names
+    are removed, never anything else a user keeps in the folder.
+    """
+    if out.exists() and not out.is_dir():
+        raise MedleakError(f"--out {out} is a file, not a folder")
+    if holds_run(out):
+        if not force:
+            raise MedleakError(
+                f"{out} already holds a run (it has {METRICS_FILE}); choose another --out or "
+                "pass --force to replace it"
+            )
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
 
 
 def _json_safe(value: Any) -> Any:
@@ -77,6 +99,10 @@ def metrics_record(result: RunResult) -> dict[str, Any]:
         "attack_info": result.reconstruction.info,
         "config": config.to_dict(),
     }
+    record.update(judge(record).to_dict())
+    if not config.metrics.show_sources:
+        for row in record["per_image"]:
+            row["source"] = source_alias(str(row["source"]))
     return _json_safe(record)
 
 
@@ -95,7 +121,7 @@ def write_run(result: RunResult, out: Path) -> dict[str, Any]:
     """Write every output file of a run into ``out`` and return the metrics record."""
     from medleak.report import save_grid, write_report
 
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)
     record = metrics_record(result)
     order = result.matched
     originals = result.plan.batch.images
@@ -108,15 +134,15 @@ def write_run(result: RunResult, out: Path) -> dict[str, Any]:
         "labels": result.plan.batch.labels.contiguous(),
         "used_labels": result.reconstruction.labels.contiguous(),
     }
-    tmp = out / f".{TENSORS_FILE}.tmp"
+    tmp = temp_path(out / TENSORS_FILE)
     save_file(tensors, str(tmp))
-    os.replace(tmp, out / TENSORS_FILE)
-    _atomic_write(out / TRACE_FILE, _trace_csv(result).encode())
-    _atomic_write(out / CONFIG_FILE, dump_config(result.plan.config).encode())
+    os.replace(make_private(tmp), out / TENSORS_FILE)
+    write_private(out / TRACE_FILE, _trace_csv(result).encode())
+    write_private(out / CONFIG_FILE, dump_config(result.plan.config).encode())
     captions = [f"PSNR {p['psnr']:.1f} / SSIM {p['ssim']:.2f}" for p in record["per_image"]]
-    save_grid(originals, reconstructions, out / GRID_FILE, captions=captions)
-    _atomic_write(out / METRICS_FILE, json.dumps(record, indent=2, allow_nan=False).encode())
-    write_report([out], out / REPORT_FILE)
+    make_private(save_grid(originals, reconstructions, out / GRID_FILE, captions=captions))
+    write_private(out / METRICS_FILE, json.dumps(record, indent=2, allow_nan=False).encode())
+    write_report([out], out / REPORT_FILE, force=True)
     return record
 
 

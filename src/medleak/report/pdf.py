@@ -8,12 +8,12 @@ The file is private (0600), like every output that may hold patient images.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from medleak.errors import MedleakError
+from medleak.private_files import private_dir, write_private
 from medleak.report.browser import headless_chromium
 from medleak.report.html import report_page
 
@@ -58,29 +58,20 @@ def _print(html: str) -> bytes:
             context.close()
 
 
-def write_private(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` as a 0600 file, atomically, never leaving the temp file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a file that already existed
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_pdf(html: str, out: Path | str) -> Path:
-    """Print ``html`` to the PDF file ``out`` (0600)."""
+def write_pdf(html: str, out: Path | str, *, force: bool = False) -> Path:
+    """Print ``html`` to the PDF file ``out`` (0600); an existing file only with ``force``."""
     out = Path(out)
     if out.is_dir():
         raise MedleakError(f"{out} is a folder; give a file name for the PDF")
+    if out.exists() and not force:
+        raise MedleakError(f"{out} already exists; choose another --pdf or pass --force")
+    if not out.parent.is_dir():
+        private_dir(out.parent)
     return write_private(out, html_to_pdf(html))
 
 
-def write_report_pdf(run_dirs: Sequence[Path | str], out: Path | str) -> Path:
+def write_report_pdf(
+    run_dirs: Sequence[Path | str], out: Path | str, *, force: bool = False
+) -> Path:
     """The report over ``run_dirs`` as a PDF file ``out`` (0600); no HTML file is written."""
-    return write_pdf(report_page(run_dirs), out)
+    return write_pdf(report_page(run_dirs), out, force=force)
