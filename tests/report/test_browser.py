@@ -16,6 +16,7 @@ from conftest import make_run_dir
 from PIL import Image, ImageStat
 from test_frontier import _store as make_sweep_store
 
+from medleak.metrics.verdict import OUTCOMES
 from medleak.report import write_report
 from medleak.report.html import load_run_view, verdict
 
@@ -217,11 +218,23 @@ def test_print_view_opens_the_configuration_drops_widgets_and_breaks_between_run
 def test_the_frontier_ranking_sorts_and_shows_a_verdict_per_defense(reports, opened) -> None:
     page = opened(reports["store with frontier"][0]).page
     table = "table.ranking"
-    assert set(_column(page, table, "verdict")) <= {
-        "identifiable images leaked",
-        "no image re-identified",
-        "re-identification not above chance",
-    }
+    assert set(_column(page, table, "verdict")) <= set(OUTCOMES)
     page.locator(f"{table} thead th", has_text="accuracy").first.click()
     accuracy = [float(v) for v in _column(page, table, "accuracy")]
     assert len(accuracy) == 4 and accuracy == sorted(accuracy)
+
+
+def test_the_store_report_opens_with_each_defense_verdict(reports, opened) -> None:
+    path, _ = reports["store with frontier"]
+    page = opened(path).page
+    sentences = page.locator(".conclusion p.verdict").all_inner_texts()
+    assert len(sentences) == 4  # one per defense setting in the store
+    assert {s.split(": ")[0] for s in sentences} == {
+        "none",
+        "topk:ratio=0.1",
+        "dp:c=1,z=2",
+        "gaussian:relative=0.1",
+    }
+    for sentence in sentences:
+        box = page.get_by_text(sentence, exact=True).first.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= DESKTOP["height"], sentence
