@@ -134,3 +134,22 @@ def test_model_classes_default_from_the_data_and_too_few_are_refused(tmp_path, c
     assert "3 classes" in err[0] and "model.num_classes is 2" in err[0]
     with pytest.raises(ConfigError, match="num_classes must be >= 2"):
         from_dict({"model": {"num_classes": 1}})
+
+
+def test_sweep_axes_are_checked_by_the_domain_objects_before_anything_runs() -> None:
+    from medleak.experiments.sweep_spec import expand
+
+    base = {"data": {"image_size": 16}, "attack": {"iterations": 1}}
+    sweep = expand({"base": base, "grid": {"attack.init": ["uniform", "gray"]}}, "s.yaml")
+    assert [job.config["attack"]["init"] for job in sweep.jobs] == ["uniform", "gray"]
+    # values the old string-typed sections let through to fail as runs, an hour later
+    for key, value, needle in (
+        ("attack.labels", "bogus", "labels"),
+        ("attack.init", "noise", "init"),
+        ("fl.algorithm", "fedprox", "fedprox"),
+        ("data.resize", "zoom", "resize"),
+        ("model.num_classes", 1, "num_classes"),
+    ):
+        with pytest.raises(ConfigError, match=needle) as info:
+            expand({"base": base, "grid": {key: [value]}}, "s.yaml")
+        assert str(info.value).startswith("s.yaml") and "\n" not in str(info.value)
