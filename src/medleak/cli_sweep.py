@@ -112,7 +112,7 @@ def command_train(args: argparse.Namespace) -> int:
     from medleak.cli import _set_threads
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
-    from medleak.experiments.run import model_for, training_data
+    from medleak.experiments.run import model_for
     from medleak.experiments.sweep_spec import _set_dotted, parse_set
     from medleak.fl.training import TrainConfig, load_split, train_federated
 
@@ -137,9 +137,8 @@ def command_train(args: argparse.Namespace) -> int:
     train.check()
     _set_threads(args.threads if args.threads is not None else config.threads)
     chain = build_chain(config.defenses)
-    model = model_for(config)
-    spec = training_data(config)
-    split = load_split(spec, config.seed, train.eval_split)
+    split = load_split(config.data.federation_spec(), config.seed, train.eval_split)
+    model = model_for(config, split.classes)
     print(f"data: {split.description}")
 
     def progress(r: int, scores: dict[str, Any]) -> None:

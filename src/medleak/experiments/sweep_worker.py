@@ -95,16 +95,15 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
 
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
-    from medleak.experiments.run import model_for, training_data
+    from medleak.experiments.run import model_for
     from medleak.fl.training import TrainConfig, load_split, train_federated
 
     config = from_dict(job["config"])
     train = TrainConfig(**job["train"])
     train.check()
     chain = build_chain(config.defenses)
-    model = model_for(config)
-    spec = training_data(config)
-    split = load_split(spec, config.seed, train.eval_split)
+    split = load_split(config.data.federation_spec(), config.seed, train.eval_split)
+    model = model_for(config, split.classes)
     result = train_federated(model, split, chain, train, seed=config.seed)
     blobs = {
         f"round-{r}.safetensors": ("application/safetensors", save_tensors(state))
@@ -118,8 +117,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from medleak.experiments.provenance import provenance
 
     start = time.perf_counter()
+    cpu = time.process_time()
     try:
         out = _train(job) if job["kind"] == "train" else _attack(job)
+        # CPU seconds of this worker: on a shared machine, what the run would take alone
+        out["metrics"]["cpu_seconds"] = time.process_time() - cpu
         out["status"] = "finished"
     except MemoryError:
         out = {"status": "failed", "error": "MemoryError: out of memory"}
