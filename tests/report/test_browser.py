@@ -12,10 +12,13 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import make_run_dir
+from conftest import make_audit_store, make_run_dir
 from PIL import Image, ImageStat
 
+from medleak.experiments.audit_store import load_audits
+from medleak.experiments.sqlite_store import is_store
 from medleak.report import write_report
+from medleak.report.audit import federation_verdict
 from medleak.report.html import load_run_view, verdict
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -39,11 +42,31 @@ def reports(tmp_path_factory) -> dict[str, tuple[Path, list[Path]]]:
         epsilon=3.0,
         with_tensors=False,
     )
-    kinds = {"one run": [plain], "several runs": [plain, topk, dp]}
+    audit = make_audit_store(base / "audit.db")
+    mixed = make_audit_store(base / "mixed-audit-and-sweep.db")
+    _add_sweep_runs(mixed)
+    kinds = {
+        "one run": [plain],
+        "several runs": [plain, topk, dp],
+        "audit": [audit],
+        "audit and sweep": [mixed],
+    }
     return {
         kind: (write_report(runs, base / f"{kind.replace(' ', '-')}.html"), runs)
         for kind, runs in kinds.items()
     }
+
+
+def _add_sweep_runs(path: Path) -> None:
+    """A sweep's attack and training beside the audit, as one store can hold both."""
+    from medleak.experiments.sqlite_store import SweepStore
+
+    config = {"defenses": ["topk:ratio=0.1"], "seed": 0, "data": {"source": "phantom"}}
+    with SweepStore(path) as store:
+        store.mark_running("a0", "attack", "topk", {**config, "attack": {"name": "rog"}}, "t0")
+        store.finish("a0", {"ssim": 0.5, "blank_ssim": 0.1}, None, {}, 1.0, {})
+        store.mark_running("t0", "train", "topk", config, None)
+        store.finish("t0", {"accuracy": 0.8}, {"accuracy": [0.5, 0.8]}, {}, 1.0, {})
 
 
 class Opened:
@@ -78,9 +101,10 @@ def opened(chromium):
 
 
 KINDS = ["one run", "several runs"]
+PAGES = [*KINDS, "audit", "audit and sweep"]  # run folders, and Flower audits in sweep stores
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", PAGES)
 def test_loads_offline_without_errors_and_every_image_decodes(kind, reports, opened) -> None:
     path, _ = reports[kind]
     report = opened(path)
@@ -96,10 +120,16 @@ def test_loads_offline_without_errors_and_every_image_decodes(kind, reports, ope
 
 
 def _verdict_sentences(runs: list[Path]) -> list[str]:
-    return [verdict(load_run_view(r).metrics)[1] for r in runs]
+    sentences = []
+    for r in runs:
+        if is_store(r):
+            sentences.append(federation_verdict([rec for rec, _ in load_audits(r)])[1])
+        else:
+            sentences.append(verdict(load_run_view(r).metrics)[1])
+    return sentences
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", PAGES)
 def test_every_verdict_is_on_the_first_screen(kind, reports, opened) -> None:
     path, runs = reports[kind]
     page = opened(path).page
@@ -163,7 +193,7 @@ def _not_blank(png: bytes, size: dict[str, int]) -> None:
     assert dark > 0.01
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", PAGES)
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280px", "390px"])
 def test_screenshots_are_not_blank_and_nothing_overflows(kind, viewport, reports, opened) -> None:
     report = opened(reports[kind][0], viewport)
