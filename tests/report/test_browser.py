@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import make_audit_store, make_run_dir
 from PIL import Image, ImageStat
+from test_frontier import _store as make_sweep_store
 
 from medleak.experiments.audit_store import load_audits
 from medleak.experiments.sqlite_store import is_store
+from medleak.metrics.verdict import OUTCOMES
 from medleak.report import write_report
 from medleak.report.audit import federation_verdict
 from medleak.report.html import load_run_view, verdict
@@ -42,31 +44,18 @@ def reports(tmp_path_factory) -> dict[str, tuple[Path, list[Path]]]:
         epsilon=3.0,
         with_tensors=False,
     )
-    audit = make_audit_store(base / "audit.db")
-    mixed = make_audit_store(base / "mixed-audit-and-sweep.db")
-    _add_sweep_runs(mixed)
-    kinds = {
-        "one run": [plain],
-        "several runs": [plain, topk, dp],
-        "audit": [audit],
-        "audit and sweep": [mixed],
-    }
-    return {
+    kinds = {"one run": [plain], "several runs": [plain, topk, dp]}
+    store = make_sweep_store(base / "sweep.db")
+    reports = {
         kind: (write_report(runs, base / f"{kind.replace(' ', '-')}.html"), runs)
         for kind, runs in kinds.items()
     }
-
-
-def _add_sweep_runs(path: Path) -> None:
-    """A sweep's attack and training beside the audit, as one store can hold both."""
-    from medleak.experiments.sqlite_store import SweepStore
-
-    config = {"defenses": ["topk:ratio=0.1"], "seed": 0, "data": {"source": "phantom"}}
-    with SweepStore(path) as store:
-        store.mark_running("a0", "attack", "topk", {**config, "attack": {"name": "rog"}}, "t0")
-        store.finish("a0", {"ssim": 0.5, "blank_ssim": 0.1}, None, {}, 1.0, {})
-        store.mark_running("t0", "train", "topk", config, None)
-        store.finish("t0", {"accuracy": 0.8}, {"accuracy": [0.5, 0.8]}, {}, 1.0, {})
+    reports["store with frontier"] = (write_report([store], base / "store.html"), [])
+    audit = make_audit_store(base / "audit.db")
+    mixed = make_audit_store(make_sweep_store(base / "audit-and-sweep.db"))
+    for kind, db in (("audit", audit), ("audit and sweep", mixed)):
+        reports[kind] = (write_report([db], base / f"{db.stem}.html"), [db])
+    return reports
 
 
 class Opened:
@@ -100,8 +89,10 @@ def opened(chromium):
         p.close()
 
 
-KINDS = ["one run", "several runs"]
-PAGES = [*KINDS, "audit", "audit and sweep"]  # run folders, and Flower audits in sweep stores
+KINDS = ["one run", "several runs", "store with frontier"]
+RUN_KINDS = KINDS[:2]  # reports with run sections (a verdict badge and a configuration each)
+AUDIT_KINDS = ["audit", "audit and sweep"]  # Flower audits in a sweep store, alone or mixed
+PAGES = [*KINDS, *AUDIT_KINDS]
 
 
 @pytest.mark.parametrize("kind", PAGES)
@@ -122,14 +113,14 @@ def test_loads_offline_without_errors_and_every_image_decodes(kind, reports, ope
 def _verdict_sentences(runs: list[Path]) -> list[str]:
     sentences = []
     for r in runs:
-        if is_store(r):
+        if is_store(r):  # a Flower audit: one sentence for the federation
             sentences.append(federation_verdict([rec for rec, _ in load_audits(r)])[1])
         else:
             sentences.append(verdict(load_run_view(r).metrics)[1])
     return sentences
 
 
-@pytest.mark.parametrize("kind", PAGES)
+@pytest.mark.parametrize("kind", [*RUN_KINDS, *AUDIT_KINDS])
 def test_every_verdict_is_on_the_first_screen(kind, reports, opened) -> None:
     path, runs = reports[kind]
     page = opened(path).page
@@ -172,7 +163,7 @@ def test_tables_sort_when_a_header_is_clicked(reports, opened) -> None:
     assert report.errors == []
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", RUN_KINDS)
 def test_configuration_expands_when_clicked(kind, reports, opened) -> None:
     report = opened(reports[kind][0])
     config = report.page.locator("details.config").first
@@ -237,3 +228,28 @@ def test_print_view_opens_the_configuration_drops_widgets_and_breaks_between_run
     assert len(style["breaks"]) == 1 + 3  # the comparison, then one section per run
     assert style["marker"] == "none" and style["cursor"] == "auto"
     assert set(style["tables"]) == {"table"}  # whole tables on paper, not scroll boxes
+
+
+def test_the_frontier_ranking_sorts_and_shows_a_verdict_per_defense(reports, opened) -> None:
+    page = opened(reports["store with frontier"][0]).page
+    table = "table.ranking"
+    assert set(_column(page, table, "verdict")) <= set(OUTCOMES)
+    page.locator(f"{table} thead th", has_text="accuracy").first.click()
+    accuracy = [float(v) for v in _column(page, table, "accuracy")]
+    assert len(accuracy) == 4 and accuracy == sorted(accuracy)
+
+
+def test_the_store_report_opens_with_each_defense_verdict(reports, opened) -> None:
+    path, _ = reports["store with frontier"]
+    page = opened(path).page
+    sentences = page.locator(".conclusion p.verdict").all_inner_texts()
+    assert len(sentences) == 4  # one per defense setting in the store
+    assert {s.split(": ")[0] for s in sentences} == {
+        "none",
+        "topk:ratio=0.1",
+        "dp:c=1,z=2",
+        "gaussian:relative=0.1",
+    }
+    for sentence in sentences:
+        box = page.get_by_text(sentence, exact=True).first.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= DESKTOP["height"], sentence
