@@ -215,6 +215,7 @@ def _run_attack(config: Any, out: Path, quiet: bool) -> dict[str, Any]:
 
     from medleak.experiments.run import execute, plan_run
     from medleak.experiments.store import write_run
+    from medleak.report import render_run
 
     _set_threads(config.threads)
     plan = plan_run(config)
@@ -228,7 +229,9 @@ def _run_attack(config: Any, out: Path, quiet: bool) -> dict[str, Any]:
         result = execute(plan, progress=progress)
     finally:
         bar.close()
-    return write_run(result, out)
+    record = write_run(result, out)
+    render_run(out, record)
+    return record.metrics
 
 
 def _summary(record: dict[str, Any], out: Path) -> str:

@@ -1,39 +1,24 @@
-"""The persistent result of a run: a folder a person can open and a program can reload.
+"""A finished run as a typed record, saved through a ``Store`` (the run folder by default).
 
-Files are written to a temporary name and renamed into place, so an interrupted run never
-leaves a half-written file that looks complete.
+Experiments writes records and never renders them: the grid and the HTML report are the
+report's job (``medleak.report.render_run``), called by the CLI after the record is saved.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from medleak.errors import MedleakError
 from medleak.experiments.config import dump_config
 from medleak.experiments.provenance import provenance
+from medleak.experiments.records import RECORD_SCHEMA, RunRecord, run_id
 from medleak.experiments.run import RunResult
-
-METRICS_FILE = "metrics.json"
-TRACE_FILE = "trace.csv"
-TENSORS_FILE = "tensors.safetensors"
-GRID_FILE = "reconstruction.png"
-CONFIG_FILE = "config.yaml"
-REPORT_FILE = "report.html"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+from medleak.experiments.stores import RunFolderStore, Store
 
 
 def _json_safe(value: Any) -> Any:
@@ -91,45 +76,37 @@ def _trace_csv(result: RunResult) -> str:
     return buffer.getvalue()
 
 
-def write_run(result: RunResult, out: Path) -> dict[str, Any]:
-    """Write every output file of a run into ``out`` and return the metrics record."""
-    from medleak.report import save_grid, write_report
-
-    out.mkdir(parents=True, exist_ok=True)
-    record = metrics_record(result)
+def run_record(result: RunResult) -> RunRecord:
+    """The typed record of a finished run (what a store saves)."""
+    config = result.plan.config
+    identity = run_id(config)
+    metrics = {"run_id": identity, "record_schema": RECORD_SCHEMA, **metrics_record(result)}
     order = result.matched
-    originals = result.plan.batch.images
-    reconstructions = result.reconstruction.images[order].contiguous()
-    initial = result.reconstruction.initial_images[order].contiguous()
     tensors = {
-        "originals": originals.contiguous(),
-        "reconstructions": reconstructions,
-        "initial": initial,
+        "originals": result.plan.batch.images.contiguous(),
+        "reconstructions": result.reconstruction.images[order].contiguous(),
+        "initial": result.reconstruction.initial_images[order].contiguous(),
         "labels": result.plan.batch.labels.contiguous(),
         "used_labels": result.reconstruction.labels.contiguous(),
     }
-    tmp = out / f".{TENSORS_FILE}.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, out / TENSORS_FILE)
-    _atomic_write(out / TRACE_FILE, _trace_csv(result).encode())
-    _atomic_write(out / CONFIG_FILE, dump_config(result.plan.config).encode())
-    captions = [f"PSNR {p['psnr']:.1f} / SSIM {p['ssim']:.2f}" for p in record["per_image"]]
-    save_grid(originals, reconstructions, out / GRID_FILE, captions=captions)
-    _atomic_write(out / METRICS_FILE, json.dumps(record, indent=2, allow_nan=False).encode())
-    write_report([out], out / REPORT_FILE)
+    return RunRecord(
+        run_id=identity,
+        metrics=metrics,
+        tensors=tensors,
+        trace_csv=_trace_csv(result),
+        config_yaml=dump_config(config),
+        provenance={k: metrics[k] for k in provenance()},
+    )
+
+
+def write_run(result: RunResult, out: Path, store: Store | None = None) -> RunRecord:
+    """Save the run's record (into the run folder ``out`` unless another store is given)."""
+    record = run_record(result)
+    (store or RunFolderStore(out)).save(record)
     return record
 
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Reload a finished run: its metrics record and its tensors (originals, reconstructions...)."""
-    run_dir = Path(run_dir)
-    metrics_path = run_dir / METRICS_FILE
-    if not metrics_path.is_file():
-        raise MedleakError(f"{run_dir} is not a medleak run folder (no {METRICS_FILE})")
-    try:
-        record = json.loads(metrics_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MedleakError(f"{metrics_path} is corrupt: {exc}") from None
-    tensors_path = run_dir / TENSORS_FILE
-    tensors = load_file(str(tensors_path)) if tensors_path.is_file() else {}
-    return record, tensors
+    record = RunFolderStore(run_dir).load()
+    return record.metrics, record.tensors
