@@ -3,26 +3,40 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medleak-installed
+# Extra pip options, e.g. a CPU wheel index for torch on a machine whose default is the CUDA
+# build: make test PIP_INDEX="--extra-index-url https://download.pytorch.org/whl/cpu"
+PIP_INDEX ?=
+PIP := $(PY) -m pip install --quiet $(PIP_INDEX) -c constraints.txt
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium screenshot
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	# torch first and pinned: the CPU build 2.13.0, so no other dependency pulls a different one.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,flower]'
+	# torch first, at the exact version in constraints.txt, so no other dependency pulls another.
+	$(PIP) torch
+	$(PIP) -e '.[dev,flower,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/medleak demo
 
-test: $(STAMP)
+# Headless Chromium for the report's browser tests and `medleak report --pdf` (Debian's package).
+chromium:
+	bash .ci/install-chromium
+
+test: $(STAMP) chromium
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(PY) -m pytest
+
+# The README's screenshot, from the phantom demo only (synthetic images, never real X-rays).
+screenshot: $(STAMP) chromium
+	$(PY) docs/report_screenshot.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
+# Removes the environment and caches only: runs/ holds users' results and is never deleted.
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = extra_overrides(args.set)
     old = json.loads(args.compare.read_text())["settings"] if args.compare else {}
     meta = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "bench/quality.py", *(argv or sys.argv[1:])]),
         "data": source,
         "threads": torch.get_num_threads(),

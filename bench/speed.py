@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     mm = matmul_gflops()
     meta = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "bench/speed.py", *(argv or sys.argv[1:])]),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),

@@ -141,6 +141,14 @@ ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         {"type": int, "help": "re-identification distractors"},
     ),
     "--lpips-weights": ("metrics.lpips_weights", {"help": "folder with LPIPS AlexNet weights"}),
+    "--show-sources": (
+        "metrics.show_sources",
+        {
+            "action": "store_const",
+            "const": True,
+            "help": "keep real file names in the outputs (default: a keyed pseudonym)",
+        },
+    ),
 }
 
 
@@ -155,6 +163,7 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config; explicit options override it")
     parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--force", action="store_true", help="replace a run already in --out")
     for flag, (_, kwargs) in ATTACK_OPTIONS.items():
         parser.add_argument(flag, **{"default": None, **kwargs})
 
@@ -164,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="medleak",
         description="How much of a client's chest X-rays can a federated-learning server rebuild?",
     )
+    parser.add_argument("--version", action="version", version=f"medleak {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     attack = commands.add_parser("attack", help="attack one client update and score it")
     _attack_arguments(attack)
@@ -184,10 +194,28 @@ def build_parser() -> argparse.ArgumentParser:
     prior.add_argument("--seed", type=int, default=0, help="seed for data and training")
     prior.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     prior.add_argument("--quiet", action="store_true", help="no progress bar")
+    from medleak.cli_sweep import add_parsers
+
+    add_parsers(commands)
     report = commands.add_parser("report", help="one HTML report from one or more run folders")
     report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
-    report.add_argument("--out", default="report.html", help="HTML file to write")
+    report.add_argument(
+        "--out", default=None, help="HTML file to write, or a folder (DIR/report.html)"
+    )
+    report.add_argument(
+        "--pdf", default=None, help="also print the report to this PDF file (headless Chromium)"
+    )
+    report.add_argument("--force", action="store_true", help="replace existing report files")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("medleak")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -210,14 +238,19 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_attack(config: Any, out: Path, quiet: bool) -> dict[str, Any]:
+def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, Any]:
+    import torch
     from tqdm import tqdm
 
     from medleak.experiments.run import execute, plan_run
     from medleak.experiments.store import write_run
+    from medleak.experiments.stores import prepare_run_folder
     from medleak.report import render_run
 
     _set_threads(config.threads)
+    # Record the thread count actually used: results are reproducible per thread count.
+    config.threads = torch.get_num_threads()
+    prepare_run_folder(out, force=force)
     plan = plan_run(config)
     bar = tqdm(total=config.attack.iterations, desc=config.attack.name, disable=quiet, unit="it")
 
@@ -234,17 +267,47 @@ def _run_attack(config: Any, out: Path, quiet: bool) -> dict[str, Any]:
     return record.metrics
 
 
+def _defense_text(record: dict[str, Any]) -> str:
+    """The chain as spec strings (``topk:ratio=0.1 -> qsgd:levels=4``), unset values left out."""
+    specs = []
+    for stage in record.get("defenses") or []:
+        if not isinstance(stage, dict):
+            specs.append(str(stage))
+            continue
+        params = ",".join(
+            f"{k}={v}" for k, v in (stage.get("params") or {}).items() if v is not None
+        )
+        specs.append(f"{stage.get('name', '?')}:{params}" if params else str(stage.get("name")))
+    return " -> ".join(specs) if specs else "none"
+
+
 def _summary(record: dict[str, Any], out: Path) -> str:
+    """What a person needs from one run: what was attacked, how close, the floor, the verdict."""
     lines = [
+        f"defense: {_defense_text(record)}"
+        + (
+            f" (epsilon {record['epsilon']:.3g}, delta {record['delta']:.0e})"
+            if record.get("epsilon") is not None
+            else ""
+        ),
         f"PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f} "
         f"({record['attack']} on {record['model']}, {record['iterations']} iterations, "
         f"{record['seconds']:.1f} s)",
     ]
+    if record.get("blank_psnr") is not None and record.get("blank_ssim") is not None:
+        lines.append(
+            f"blank-image floor: PSNR {record['blank_psnr']:.2f} dB, SSIM "
+            f"{record['blank_ssim']:.3f} (what leaking nothing scores)"
+        )
     if record.get("reid_rate") is not None:
         lines.append(
             f"re-identified {record['reid_rate']:.0%} of the victims "
             f"(chance {record['reid_chance']:.1%} in a gallery of {record['gallery_size']})"
         )
+    from medleak.metrics.verdict import judge
+
+    verdict = judge(record)
+    lines.append(f"verdict: {verdict.reason}")
     lines.append(f"results in {out}/ (metrics.json, reconstruction.png, report.html)")
     return "\n".join(lines)
 
@@ -256,7 +319,7 @@ def command_attack(args: argparse.Namespace) -> int:
     config = apply_overrides(base, _overrides(args))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/{config.attack.name}-{config.model.name}-{stamp}")
-    record = _run_attack(config, out, args.quiet)
+    record = _run_attack(config, out, args.quiet, args.force)
     print(_summary(record, out))
     return 0
 
@@ -267,10 +330,27 @@ def command_demo(args: argparse.Namespace) -> int:
     config = RunConfig()
     out = Path(args.out)
     print("medleak demo: ROG on ROG's LeNet, FedSGD, 4 synthetic phantom X-rays at 128x128")
-    record = _run_attack(config, out, args.quiet)
+    replacing = _holds_demo(out, config)
+    if replacing:
+        print(f"(replacing the previous demo output in {out})")
+    record = _run_attack(config, out, args.quiet, force=replacing)
     print(_summary(record, out))
     print(f"open {out / 'report.html'} in a browser, or look at {out / 'reconstruction.png'}")
     return 0
+
+
+def _holds_demo(out: Path, config: Any) -> bool:
+    """True when ``out`` holds an earlier demo run (which the demo may replace), not other work."""
+    import json
+
+    try:
+        old = json.loads((out / "metrics.json").read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    new = config.to_dict()
+    return {k: v for k, v in old.items() if k != "threads"} == {
+        k: v for k, v in new.items() if k != "threads"
+    }
 
 
 def command_defenses(args: argparse.Namespace) -> int:
@@ -283,8 +363,16 @@ def command_defenses(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from medleak.report import write_report
 
-    path = write_report([Path(r) for r in args.runs], Path(args.out))
-    print(f"report written to {path}")
+    if args.pdf is None or args.out is not None:
+        path = write_report(
+            [Path(r) for r in args.runs], Path(args.out or "report.html"), force=args.force
+        )
+        print(f"report written to {path}")
+    if args.pdf is not None:
+        from medleak.report.pdf import write_report_pdf
+
+        pdf = write_report_pdf([Path(r) for r in args.runs], Path(args.pdf), force=args.force)
+        print(f"PDF written to {pdf}")
     return 0
 
 
@@ -307,7 +395,19 @@ def command_train_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_command(name: str) -> Any:
+    def command(args: argparse.Namespace) -> int:
+        from medleak import cli_sweep
+
+        return getattr(cli_sweep, f"command_{name}")(args)
+
+    return command
+
+
 COMMANDS = {
+    "sweep": _sweep_command("sweep"),
+    "train": _sweep_command("train"),
+    "results": _sweep_command("results"),
     "attack": command_attack,
     "train-prior": command_train_prior,
     "demo": command_demo,
@@ -316,7 +416,18 @@ COMMANDS = {
 }
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"medleak: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        build_parser().print_help()
+        return 0
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -78,9 +78,9 @@ def test_other_names_have_no_patient(tmp_path, image_writer):
 
 
 def test_gray_rgb_and_16_bit_are_scaled_to_unit_range(tmp_path, image_writer):
-    image_writer(tmp_path / "NORMAL" / "a_gray.png", "gray", (13, 9), value=51)
-    image_writer(tmp_path / "NORMAL" / "b_red.png", "rgb", (11, 17), value=(255, 0, 0))
-    image_writer(tmp_path / "NORMAL" / "c_sixteen.png", "16", (9, 9), value=32768)
+    image_writer(tmp_path / "NORMAL" / "a_gray.png", "gray", (19, 16), value=51)
+    image_writer(tmp_path / "NORMAL" / "b_red.png", "rgb", (16, 21), value=(255, 0, 0))
+    image_writer(tmp_path / "NORMAL" / "c_sixteen.png", "16", (17, 17), value=32768)
     batch = _open(tmp_path, size=8).load([0, 1, 2])
     means = batch.images.mean(dim=(1, 2, 3)).tolist()
     assert means == pytest.approx([51 / 255, 0.299, 32768 / 65535], abs=2e-3)

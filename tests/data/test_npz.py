@@ -7,7 +7,7 @@ from medleak.data import DataSpec, open_dataset, select_batch
 from medleak.errors import DataError
 
 
-def _write(path, labels_shape="column", n=5, size=12, rgb=False):
+def _write(path, labels_shape="column", n=5, size=16, rgb=False):
     rng = np.random.default_rng(0)
     arrays = {}
     for split, count in (("train", n + 2), ("val", 2), ("test", n)):
@@ -20,7 +20,7 @@ def _write(path, labels_shape="column", n=5, size=12, rgb=False):
 
 
 def _open(path, **kwargs):
-    return open_dataset(DataSpec(source=str(path), image_size=kwargs.pop("size", 12), **kwargs), 0)
+    return open_dataset(DataSpec(source=str(path), image_size=kwargs.pop("size", 16), **kwargs), 0)
 
 
 @pytest.mark.parametrize("labels_shape", ["column", "flat"])
@@ -48,7 +48,7 @@ def test_balanced_order_and_other_splits(tmp_path):
 
 def test_rgb_images_become_gray(tmp_path):
     path, _ = _write(tmp_path / "rgb.npz", rgb=True)
-    assert _open(path).load([0]).images.shape == (1, 1, 12, 12)
+    assert _open(path).load([0]).images.shape == (1, 1, 16, 16)
 
 
 def test_missing_split_names_the_keys_present(tmp_path):

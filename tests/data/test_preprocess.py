@@ -41,7 +41,7 @@ def test_resize_is_antialiased_and_clamped():
     board = (np.indices((64, 64)).sum(axis=0) % 2).astype(np.float32)
     small = resize(board, 8)
     assert small.shape == (8, 8) and np.allclose(small, 0.5, atol=0.05)
-    sharp = np.zeros((9, 9), np.float32)
-    sharp[:, 4:] = 1.0
-    out = prepare(sharp, 32, "crop")
+    sharp = np.zeros((17, 17), np.float32)
+    sharp[:, 8:] = 1.0
+    out = prepare(sharp, 64, "crop")
     assert out.dtype == np.float32 and out.min() >= 0.0 and out.max() <= 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,21 @@ def run_dir_factory(tmp_path):
         return make_run_dir(tmp_path / name, **kwargs)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for every browser test; skipped only where none can be installed.
+
+    ``make test`` and ``.ci/run`` install Debian's chromium when it is absent, so under CI a
+    missing browser is a failure, not a skip.
+    """
+    from medleak.report.browser import BrowserUnavailable, headless_chromium
+
+    try:
+        with headless_chromium() as browser:
+            yield browser
+    except BrowserUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test the reports in a real browser: {exc}")
+        pytest.skip(str(exc))

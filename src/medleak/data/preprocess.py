@@ -8,10 +8,20 @@ rounding) and a final clamp to [0, 1]. torchvision is not used anywhere in medle
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from PIL import Image
 
 from medleak.errors import DataError
+
+#: Below this side an image holds no anatomy worth attacking: an error, not a silent upscale.
+MIN_IMAGE_SIDE = 16
+
+
+class SmallImageWarning(UserWarning):
+    """An image much smaller than the size it is resized to: its "reconstruction" is mostly blur."""
+
 
 # ITU-R BT.601 luma weights, the ones PIL uses for RGB -> L
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
@@ -73,6 +83,19 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
 
 def prepare(image: np.ndarray, size: int, how: str, name: str = "image") -> np.ndarray:
     """Any decoded image array -> size x size float32 in [0, 1], as the models want it."""
+    side = min(image.shape[:2])
+    if side < MIN_IMAGE_SIDE:
+        raise DataError(
+            f"{name}: image is {image.shape[1]} x {image.shape[0]} px, below the "
+            f"{MIN_IMAGE_SIDE} px minimum"
+        )
+    if side * 4 < size:
+        warnings.warn(
+            f"{name}: image is {image.shape[1]} x {image.shape[0]} px, upscaled more than 4x "
+            f"to {size} px",
+            SmallImageWarning,
+            stacklevel=2,
+        )
     gray = to_gray_float(image, name)
     out = resize(square(gray, how), size)
     # Lanczos rings slightly past the input range at sharp edges

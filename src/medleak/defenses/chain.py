@@ -60,6 +60,21 @@ class DefenseChain:
     def has_dp(self) -> bool:
         return bool(self._stages) and self._stages[0].defense.client_side
 
+    @property
+    def dp_params(self) -> dict[str, Any] | None:
+        """The resolved parameters of a leading ``dp`` stage (federated training needs them)."""
+        return dict(self._stages[0].params) if self.has_dp else None
+
+    def post_process(self, update: Update, seed: int) -> Update:
+        """Every stage after a leading ``dp`` (or all of them): for an update made elsewhere
+        whose client already ran the DP-SGD estimator (federated training)."""
+        lead = 1 if self.has_dp else 0
+        update = update.replace(
+            defenses=tuple(copy.deepcopy(r) for r in self.resolved[:lead]),
+            declarations=tuple(stage.declaration for stage in self._stages[:lead]),
+        )
+        return self._run(update, seed, start=1 if self.has_dp else 0)
+
     def __len__(self) -> int:
         return len(self._stages)
 

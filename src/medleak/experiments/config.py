@@ -35,6 +35,7 @@ class ModelConfig:
     name: str = "lenet"
     channels: int = 3
     weights: str | None = None
+    round: int | None = None
 
 
 @dataclass
@@ -69,6 +70,7 @@ class AttackConfig:
 class MetricsConfig:
     gallery_size: int = 100
     lpips_weights: str | None = None
+    show_sources: bool = False  # keep real file names in outputs (they may carry patient numbers)
 
 
 @dataclass

@@ -6,6 +6,11 @@ file replaced by the SHA-256 of its bytes (a renamed file is the same run; an ov
 not). Threads, output paths and the LPIPS folder are excluded: they change where or how fast a
 run goes, never its numbers. The medleak version and git commit are recorded beside the id, not
 in it, so the same experiment keeps its id across versions and a sweep can compare them.
+
+One id function serves every store: a run folder's ``metrics.json``, and the sweep's SQLite
+rows (an attack, or a federated training identified by what it depends on). ``RUN_ID_SCHEME``
+names the canonical form; a store written under an older scheme is matched through
+``legacy_sweep_id`` and reported as another version, never silently reused.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ from medleak.defenses import resolve_spec
 from medleak.experiments.config import RunConfig
 
 RECORD_SCHEMA = 1
+# 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config.
+RUN_ID_SCHEME = 2
 EXCLUDED = (("threads",), ("metrics", "lpips_weights"))
+# Keys of ``data`` that choose the attacked batch, not the federation: a training ignores them.
+BATCH_ONLY = ("offset", "order", "batch_size", "split")
 
 
 def _file_digest(path: str) -> str:
@@ -50,10 +59,59 @@ def canonical_config(config: RunConfig) -> dict[str, Any]:
     return data
 
 
-def run_id(config: RunConfig) -> str:
-    """16 hex digits of SHA-256 over the canonical configuration (sorted-key JSON)."""
-    text = json.dumps(canonical_config(config), sort_keys=True, separators=(",", ":"))
+def _digest(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _training_identity(train: dict[str, Any]) -> dict[str, Any]:
+    # Which rounds are saved is an output choice, not part of what the training computes.
+    return {k: v for k, v in train.items() if k != "save_rounds"}
+
+
+def run_id(config: RunConfig, kind: str = "attack", train: dict[str, Any] | None = None) -> str:
+    """16 hex digits of SHA-256 over the canonical configuration (sorted-key JSON).
+
+    ``kind="attack"``: the whole canonical config (plus the training, when the attacked weights
+    come from one of its rounds). ``kind="train"``: what a federated training depends on (data
+    without the batch choice, model without the round, defenses, seed, the training settings).
+    """
+    canonical = canonical_config(config)
+    if kind == "train":
+        if train is None:
+            raise ValueError("a training's id needs its training settings")
+        payload = {
+            "data": {k: v for k, v in canonical["data"].items() if k not in BATCH_ONLY},
+            "model": {k: v for k, v in canonical["model"].items() if k != "round"},
+            "defenses": canonical["defenses"],
+            "seed": canonical["seed"],
+            "train": _training_identity(train),
+        }
+    else:
+        payload = {"config": canonical}
+        if train is not None and config.model.round is not None:
+            payload["train"] = _training_identity(train)
+    return _digest({"kind": kind, **payload})
+
+
+def legacy_sweep_id(config: RunConfig, kind: str, train: dict[str, Any] | None = None) -> str:
+    """The id the first sweep store (scheme 1) gave this run: found only to report it."""
+    raw = config.to_dict()
+    if kind == "train":
+        assert train is not None
+        payload = {
+            "data": {k: v for k, v in raw["data"].items() if k not in BATCH_ONLY},
+            "model": {k: v for k, v in raw["model"].items() if k != "round"},
+            "defenses": raw["defenses"],
+            "seed": raw["seed"],
+            "train": _training_identity(train),
+        }
+    else:
+        inner = {k: v for k, v in raw.items() if k != "threads"}
+        if raw["model"].get("round") is not None and train is not None:
+            inner["train"] = _training_identity(train)
+        payload = {"config": inner}
+    return _digest({"kind": kind, **payload})
 
 
 @dataclass

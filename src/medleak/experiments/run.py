@@ -26,6 +26,7 @@ from medleak.data import Batch, Dataset, DataSpec, open_dataset, select_batch
 from medleak.defenses import DefenseChain, build_chain
 from medleak.errors import ConfigError, RunFailed
 from medleak.experiments.config import RunConfig
+from medleak.experiments.memory_guard import check_fits
 from medleak.fl import FLSettings, Update
 from medleak.metrics import evaluate
 from medleak.models import build_model
@@ -55,9 +56,23 @@ class RunResult:
     seconds: float
 
 
+#: Largest image side medleak attacks; ROG's own experiments stop at 256 px.
+MAX_IMAGE_SIZE = 1024
+
+
 def plan_run(config: RunConfig) -> Plan:
     """Validate every option and load the victim batch; no attack work yet."""
     get_attack(config.attack.name)
+    if config.metrics.gallery_size < 0:
+        raise ConfigError(
+            "gallery size must be >= 0 (0 = no re-identification), "
+            f"got {config.metrics.gallery_size}"
+        )
+    if config.data.image_size > MAX_IMAGE_SIZE:
+        raise ConfigError(
+            f"image size {config.data.image_size} is above the supported {MAX_IMAGE_SIZE} px "
+            "(gradient inversion at that size needs far more memory than a workstation has)"
+        )
     options = AttackOptions(
         iterations=config.attack.iterations,
         scale_factor=config.attack.scale_factor,
@@ -94,6 +109,14 @@ def plan_run(config: RunConfig) -> Plan:
         config.data.image_size,
         seed=config.seed,
         weights=config.model.weights,
+    )
+    exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
+    check_fits(
+        model,
+        batch_size=config.data.batch_size,
+        channels=config.model.channels,
+        image_size=config.data.image_size,
+        unrolled_steps=config.fl.local_steps if exact_unroll else 1,
     )
     spec = DataSpec(
         source=config.data.source,

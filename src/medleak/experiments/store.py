@@ -19,6 +19,8 @@ from medleak.experiments.provenance import provenance
 from medleak.experiments.records import RECORD_SCHEMA, RunRecord, run_id
 from medleak.experiments.run import RunResult
 from medleak.experiments.stores import RunFolderStore, Store
+from medleak.metrics.verdict import judge
+from medleak.private_files import source_alias
 
 
 def _json_safe(value: Any) -> Any:
@@ -62,6 +64,10 @@ def metrics_record(result: RunResult) -> dict[str, Any]:
         "attack_info": result.reconstruction.info,
         "config": config.to_dict(),
     }
+    record.update(judge(record).to_dict())
+    if not config.metrics.show_sources:
+        for row in record["per_image"]:
+            row["source"] = source_alias(str(row["source"]))
     return _json_safe(record)
 
 

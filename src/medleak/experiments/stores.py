@@ -3,9 +3,9 @@
 A ``Store`` saves a ``RunRecord`` and loads it back by where it put it; it never renders
 anything (the report reads records, experiments never imports the report). The run-folder
 backend is a folder a person can open: ``metrics.json``, ``trace.csv``, ``config.yaml`` and
-``tensors.safetensors``; files are written to a temporary name and renamed into place, so an
-interrupted run never leaves a half-written file that looks complete. A SQLite backend
-implements the same two methods.
+``tensors.safetensors``; files are private (0600 in a 0700 folder: they hold patients' images)
+and written to a temporary name and renamed into place, so an interrupted run never leaves a
+half-written file that looks complete. A SQLite backend implements the same two methods.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from medleak.errors import MedleakError
 from medleak.experiments.records import RunRecord
+from medleak.private_files import make_private, private_dir, temp_path, write_private
 
 METRICS_FILE = "metrics.json"
 TRACE_FILE = "trace.csv"
@@ -27,6 +28,30 @@ CONFIG_FILE = "config.yaml"
 # Written by the report from the record, beside the store's files.
 GRID_FILE = "reconstruction.png"
 REPORT_FILE = "report.html"
+RUN_FILES = (METRICS_FILE, TRACE_FILE, TENSORS_FILE, GRID_FILE, CONFIG_FILE, REPORT_FILE)
+
+
+def holds_run(folder: Path) -> bool:
+    """A folder "holds a run" when it has a ``metrics.json``."""
+    return (folder / METRICS_FILE).is_file()
+
+
+def prepare_run_folder(out: Path, *, force: bool) -> None:
+    """Refuse to write over an earlier run unless ``force``; with it, clear that run's files.
+
+    Checked before the attack starts, so a refusal costs nothing; only medleak's own file names
+    are removed, never anything else a user keeps in the folder.
+    """
+    if out.exists() and not out.is_dir():
+        raise MedleakError(f"--out {out} is a file, not a folder")
+    if holds_run(out):
+        if not force:
+            raise MedleakError(
+                f"{out} already holds a run (it has {METRICS_FILE}); choose another --out or "
+                "pass --force to replace it"
+            )
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
 
 
 class Store(Protocol):
@@ -37,12 +62,6 @@ class Store(Protocol):
     def load(self, key: str) -> RunRecord: ...
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 class RunFolderStore:
     """One folder per run, at the path given as its key (``--out``)."""
 
@@ -50,16 +69,15 @@ class RunFolderStore:
         self.folder = Path(folder)
 
     def save(self, record: RunRecord) -> str:
-        out = self.folder
-        out.mkdir(parents=True, exist_ok=True)
+        out = private_dir(self.folder)
         if record.tensors:
-            tmp = out / f".{TENSORS_FILE}.tmp"
+            tmp = temp_path(out / TENSORS_FILE)
             save_file({k: v.contiguous() for k, v in record.tensors.items()}, str(tmp))
-            os.replace(tmp, out / TENSORS_FILE)
-        _atomic_write(out / TRACE_FILE, record.trace_csv.encode())
-        _atomic_write(out / CONFIG_FILE, record.config_yaml.encode())
+            os.replace(make_private(tmp), out / TENSORS_FILE)
+        write_private(out / TRACE_FILE, record.trace_csv.encode())
+        write_private(out / CONFIG_FILE, record.config_yaml.encode())
         text = json.dumps(record.metrics, indent=2, allow_nan=False)
-        _atomic_write(out / METRICS_FILE, text.encode())
+        write_private(out / METRICS_FILE, text.encode())
         return str(out)
 
     def load(self, key: str | None = None) -> RunRecord:

@@ -62,6 +62,7 @@ class Scores:
     label_accuracy_reason: str | None
     blank_psnr: list[float]
     blank_ssim: list[float]
+    start_ssim: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: plain floats/ints/str/None, never NaN."""
@@ -71,6 +72,7 @@ class Scores:
             "ssim": _num(_mean(self.ssim)),
             "blank_psnr": _num(_mean(self.blank_psnr)),
             "blank_ssim": _num(_mean(self.blank_ssim)),
+            "start_ssim": _num(_mean(self.start_ssim)) if self.start_ssim is not None else None,
             "ms_ssim": _num(_mean(self.ms_ssim)) if self.ms_ssim is not None else None,
             "lpips": _num(_mean(self.lpips)) if self.lpips is not None else None,
             "reid_rate": _num(self.reid.rate),
@@ -172,8 +174,10 @@ def evaluate(
     if initial is None:
         rd: list[float | None] = [None] * n
         rd_reasons: list[str | None] = ["no initial image given"] * n
+        ssim_start = None
     else:
-        rd, rd_reasons = rdlv(ssim_r, ssim(initial.detach().double().cpu()[matched], x))
+        ssim_start = ssim(initial.detach().double().cpu()[matched], x)
+        rd, rd_reasons = rdlv(ssim_r, ssim_start)
 
     gal = None if gallery is None else gallery.detach().double().cpu()
     reid = reidentify(
@@ -202,4 +206,5 @@ def evaluate(
         label_accuracy_reason=None if acc is not None else "the attack reported no labels",
         blank_psnr=psnr(blank, x).tolist(),
         blank_ssim=ssim(blank, x).tolist(),
+        start_ssim=None if ssim_start is None else ssim_start.tolist(),
     )

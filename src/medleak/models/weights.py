@@ -22,7 +22,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # any decoding failure is the file's fault, not ours
-        raise ConfigError(f"cannot read weights file {path}: {exc}".splitlines()[0]) from None
+        kind = "safetensors" if path.suffix == ".safetensors" else "torch state dict"
+        # torch's own messages can be a bare "105" or "pop from empty list": say it in words first
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+        raise ConfigError(
+            f"cannot read weights file {path}: the file is not a readable {kind} "
+            f"({type(exc).__name__}: {detail})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -30,6 +30,8 @@ from medleak.experiments.stores import (
     TENSORS_FILE,
     TRACE_FILE,
 )
+from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, judge
+from medleak.private_files import private_dir, write_private
 from medleak.report.grid import grid_png
 from medleak.report.plots import comparison_chart, side_by_side, trace_plot
 
@@ -128,12 +130,14 @@ def fmt(v: Any, digits: int = 2, unit: str = "") -> str:
 
 
 def fmt_bits(bits: Any) -> str:
+    """A bit count in the bytes people reason in (8 bits a byte, binary prefixes)."""
     if not _is_num(bits):
         return "n/a"
-    for unit, size in (("Gbit", 1e9), ("Mbit", 1e6), ("kbit", 1e3)):
-        if abs(bits) >= size:
-            return f"{bits / size:.2f} {unit}"
-    return f"{bits:.0f} bit"
+    size = bits / 8
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(size) >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size:.0f} B"
 
 
 def _label(v: Any) -> str:
@@ -160,6 +164,13 @@ def _num_images(m: dict[str, Any]) -> int | None:
     return len(per_image) if isinstance(per_image, list) else None
 
 
+def is_synthetic(m: dict[str, Any]) -> bool:
+    """Phantoms are medleak's own synthetic images: never call them patients."""
+    config = m.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    return isinstance(data, dict) and data.get("source", "phantom") == "phantom"
+
+
 def summary_line(m: dict[str, Any]) -> str:
     """One sentence a non-expert understands ("3 of 4 patients re-identified; mean SSIM 0.71")."""
     n = _num_images(m)
@@ -168,7 +179,7 @@ def summary_line(m: dict[str, Any]) -> str:
         m.get("patient_reid_rate"), m.get("patient_reid_count"), m.get("patient_count")
     )
     images = _count(m.get("reid_rate"), m.get("reid_count"), n)
-    if patients:
+    if patients and not is_synthetic(m):
         parts.append(f"{patients[0]} of {patients[1]} patients re-identified")
         if images:
             parts[-1] += f" ({images[0]} of {images[1]} images)"
@@ -196,23 +207,26 @@ def summary_line(m: dict[str, Any]) -> str:
         )
     labels = _count(m.get("label_accuracy"), None, n)
     if labels:
-        given = " (given to the attacker)" if m.get("labels_source") == "known" else ""
-        parts.append(f"diagnosis label recovered for {labels[0]} of {labels[1]} images{given}")
+        if m.get("labels_source") == "known":
+            parts.append("the diagnosis labels were given to the attacker (an oracle)")
+        else:
+            parts.append(
+                f"diagnosis label recovered from the update for {labels[0]} of {labels[1]} images"
+            )
     return "; ".join(parts) + "."
 
 
-def verdict(m: dict[str, Any]) -> tuple[str, str]:
-    """A coloured badge: did anything identifiable leak, beyond what guessing achieves?"""
-    rate, p = m.get("reid_rate"), m.get("reid_p_value")
-    if not _is_num(rate):
-        return "unknown", "re-identification was not measured"
-    if rate == 0:
-        return "ok", "no image re-identified"
-    if _is_num(p) and p >= SIGNIFICANCE:
-        return "warn", "re-identification not above chance"
-    if not _is_num(p) and _is_num(m.get("reid_chance")) and rate <= m["reid_chance"]:
-        return "warn", "re-identification at chance level"
-    return "leak", "identifiable images leaked"
+BADGES = {LEAKS: "leak", NO_MEASURABLE_LEAKAGE: "ok", INCONCLUSIVE: "warn"}
+
+
+def verdict(m: dict[str, Any]) -> tuple[str, str, str]:
+    """Badge class, badge text and the one-sentence reason, from ``medleak.metrics.verdict``.
+
+    A record written before the verdict existed is judged again from its numbers, so old runs
+    get the same rule as new ones.
+    """
+    judged = judge(m)
+    return BADGES[judged.outcome], judged.outcome, judged.reason
 
 
 def _img(png: bytes, alt: str, cls: str) -> str:
@@ -284,8 +298,8 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
     if _is_num(m.get("bits_sent")):
         sent = fmt_bits(m.get("bits_sent"))
         raw = m.get("bits_raw")
-        if _is_num(raw):
-            sent += f" of {fmt_bits(raw)} uncompressed"
+        if _is_num(raw) and raw:
+            sent += f", {m['bits_sent'] / raw:.0%} of the {fmt_bits(raw)} uncompressed update"
         if _is_num(m.get("compression_ratio")) and m["compression_ratio"] != 1:
             sent += f" ({m['compression_ratio']:.1f}x smaller)"
         add("update size", sent)
@@ -305,6 +319,12 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
             f"images; random guessing re-identifies {m['reid_chance']:.1%} on average"
             + (f" (p = {m['reid_p_value']:.2g})" if _is_num(m.get("reid_p_value")) else ""),
         )
+    return facts
+
+
+def developer_notes(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """Absent metrics and how to enable them: for whoever runs medleak, not for the finding."""
+    notes: list[tuple[str, str]] = []
     for key, label in (
         ("ms_ssim", "MS-SSIM"),
         ("lpips", "LPIPS"),
@@ -315,8 +335,8 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
             m.get("patient_reid_reason") if key == "patient_reid_rate" else None
         )
         if m.get(key) is None and reason:
-            add(f"{label} absent", reason)
-    return facts
+            notes.append((f"{label} absent", reason))
+    return notes
 
 
 def _per_image_rows(m: dict[str, Any]) -> list[list[str]]:
@@ -387,8 +407,15 @@ def _provenance(m: dict[str, Any]) -> str:
 def run_section(view: RunView, index: int) -> str:
     """One run: summary, facts, grid, per-image table, loss trace, configuration."""
     m = view.metrics
-    badge_cls, badge_text = verdict(m)
+    badge_cls, badge_text, verdict_reason = verdict(m)
     facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in _facts(m))
+    notes = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in developer_notes(m))
+    dev = (
+        f'<details class="developer"><summary>Details for developers</summary>'
+        f'<dl class="facts">{notes}</dl></details>'
+        if notes
+        else ""
+    )
     rows = _per_image_rows(m)
     table = (
         _table("per-image", PER_IMAGE_HEADERS, rows)
@@ -407,8 +434,10 @@ def run_section(view: RunView, index: int) -> str:
     return f"""
 <section class="run" id="run-{index}">
   <h2>{escape(view.name)} <span class="badge {badge_cls}">{escape(badge_text)}</span></h2>
+  <p class="verdict {badge_cls}">{escape(verdict_reason)}</p>
   <p class="summary">{escape(summary_line(m))}</p>
   <dl class="facts">{facts}</dl>
+  {dev}
   <h3>Originals (top) and what the server rebuilt (bottom)</h3>
   {_grid_html(view)}
   <h3>Per image</h3>
@@ -471,7 +500,9 @@ def comparison_section(views: Sequence[RunView]) -> str:
             png, "reconstructions per run", "side-by-side"
         )
     summaries = "".join(
-        f"<li><b>{escape(v.name)}</b>: {escape(summary_line(v.metrics))}</li>" for v in views
+        f'<li><b>{escape(v.name)}</b> <span class="badge {verdict(v.metrics)[0]}">'
+        f"{escape(verdict(v.metrics)[1])}</span>: {escape(summary_line(v.metrics))}</li>"
+        for v in views
     )
     return f"""
 <section id="comparison">
@@ -497,6 +528,10 @@ h3 { margin: 1.2em 0 0.4em; color: #444; }
   color: #fff; background: #777; }
 .badge.leak { background: #c0392b; } .badge.warn { background: #d68910; }
 .badge.ok { background: #1e8449; }
+.verdict { font-size: 1.1em; font-weight: 600; border-left: 0.3em solid #888;
+  padding: 0.3em 0.6em; } .verdict.leak { border-color: #c0392b; }
+.verdict.warn { border-color: #d68910; } .verdict.ok { border-color: #1e8449; }
+.conclusion { margin: 1em 0 2em; } details.glossary dt { font-weight: 600; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.15em 1em;
   font-size: 0.92em; }
 dl.facts dt { font-weight: 600; color: #555; } dl.facts dd { margin: 0; }
@@ -510,19 +545,49 @@ th { background: #eef1f5; cursor: pointer; } tr:nth-child(even) td { background:
 details.config { margin: 1em 0 2em; } details.config pre { background: #f7f7f7;
   padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 .provenance { color: #888; font-size: 0.8em; }
-ul.summaries li { margin: 0.3em 0; }
+ul.summaries li { margin: 0.3em 0; } ul.summaries .badge { font-size: 0.8em; }
+h1, h2, h3, dd, li, .summary, .hint, .note, .provenance { overflow-wrap: anywhere; }
+table { display: block; max-width: 100%; overflow-x: auto; }
+details.config summary { cursor: pointer; font-weight: 600; }
+@media (max-width: 600px) {
+  body { padding: 0.6em 0.8em; }
+  .summary { font-size: 1.05em; }
+  dl.facts { grid-template-columns: 1fr; } dl.facts dd { margin: 0 0 0.4em; }
+  th, td { white-space: nowrap; }  /* a narrow table scrolls in its box, words stay whole */
+}
+@media print {
+  body { max-width: none; padding: 0; font-size: 10pt; }
+  section + section { break-before: page; }
+  h2, h3 { break-after: avoid; }
+  img, .summary, dl.facts { break-inside: avoid; }
+  img { max-height: 24cm; width: auto; } img.chart { max-height: 11cm; }
+  table { display: table; overflow: visible; font-size: 7.5pt; }
+  thead { display: table-header-group; } tr { break-inside: avoid; }
+  th { cursor: auto; }
+  details.config summary { list-style: none; }
+  details.config summary::-webkit-details-marker { display: none; }
+  details.config pre { white-space: pre-wrap; overflow: visible; }
+}
 """
 
-# Optional: click a column header to sort. The tables are already ordered without it.
+# Optional: click a column header to sort (the tables are already ordered without it); printing
+# opens the configuration, since paper cannot be clicked.
 SORT_JS = """
-document.querySelectorAll('table.sortable th').forEach(function (th, col) {
-  th.title = 'click to sort';
-  th.addEventListener('click', function () {
+window.addEventListener('beforeprint', function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+});
+document.querySelectorAll('table.sortable th').forEach(function (th) {
+  th.title = 'click to sort'; th.tabIndex = 0;
+  var sort = function () {
     var table = th.closest('table'), body = table.tBodies[0];
     var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
-    var asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
+    var asc = th.getAttribute('aria-sort') !== 'ascending';
+    th.parentNode.querySelectorAll('th').forEach(function (o) { o.removeAttribute('aria-sort'); });
+    th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
     var key = function (tr) {
       var t = tr.children[idx].textContent.trim(), v = parseFloat(t);
+      var bytes = /^(-?[0-9.]+) (Ki|Mi|Gi)?B$/.exec(t);  // update sizes in mixed units
+      if (bytes) { v *= {Ki: 1024, Mi: 1048576, Gi: 1073741824}[bytes[2]] || 1; }
       return isNaN(v) ? t : v;
     };
     Array.from(body.rows).sort(function (a, b) {
@@ -530,6 +595,10 @@ document.querySelectorAll('table.sortable th').forEach(function (th, col) {
       if (typeof x !== typeof y) { return typeof x === 'number' ? -1 : 1; }
       return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
     }).forEach(function (tr) { body.appendChild(tr); });
+  };
+  th.addEventListener('click', sort);
+  th.addEventListener('keydown', function (e) {
+    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); sort(); }
   });
 });
 """
@@ -546,11 +615,77 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
         depth += 1
 
 
-def render_report(views: Sequence[RunView]) -> str:
-    """The whole page as a string."""
-    if not views:
+FRONTIER_COMMAND = "medleak sweep examples/frontier.yaml --store results.db"
+
+GLOSSARY = """
+<details class="glossary"><summary>Glossary</summary><dl>
+<dt>honest-but-curious server</dt><dd>the federated-learning server follows the protocol but
+looks at every update a hospital sends, to learn what it can about the images behind it</dd>
+<dt>FedSGD / FedAvg</dt><dd>what a hospital sends each round: one gradient of its batch
+(FedSGD), or the change of the model after several local training steps (FedAvg)</dd>
+<dt>defense (obfuscation)</dt><dd>what the hospital does to its update before sending it: noise,
+differential privacy, quantization, sparsification, compression</dd>
+<dt>PSNR, SSIM</dt><dd>how close a rebuilt image is to the real one (PSNR in dB, SSIM from 0 to
+1); a blank gray image already scores about 14 dB / 0.4 on chest X-rays, so only values above
+that floor mean something leaked</dd>
+<dt>re-identification</dt><dd>whether each rebuilt image picks out its own original among a
+gallery of other images; ssim64-std is the similarity used (SSIM on standardised 64 px
+copies)</dd>
+<dt>p-value</dt><dd>how often random guessing would do at least as well; below 0.05 the result
+is not luck</dd>
+<dt>RDLV</dt><dd>relative leakage: how much closer the rebuilt image is than the attack's
+starting image</dd>
+<dt>epsilon, delta</dt><dd>the differential-privacy guarantee; smaller epsilon = stronger</dd>
+</dl></details>
+"""
+
+
+def conclusion_section(views: Sequence[RunView]) -> str:
+    """The answer first, in plain words, then what to try next."""
+    judged = [(v, judge(v.metrics)) for v in views]
+    lines = []
+    for view, verdict in judged:
+        prefix = f"{view.name}: " if len(views) > 1 else ""
+        lines.append(
+            f'<p class="verdict {BADGES[verdict.outcome]}">{escape(prefix)}'
+            f"{escape(verdict.reason)}</p>"
+        )
+    if any(is_synthetic(v.metrics) for v in views):
+        lines.append(
+            '<p class="note">The images are <strong>synthetic</strong> chest-radiograph '
+            "phantoms generated by medleak, not patients; run it on your own X-rays "
+            "for a conclusion about real data.</p>"
+        )
+    leaking = [v for v, verdict in judged if verdict.outcome == LEAKS]
+    safe = [v.name for v, verdict in judged if verdict.outcome == NO_MEASURABLE_LEAKAGE]
+    if leaking and safe:
+        advice = (
+            "Next: the runs in this report that showed no measurable leakage were "
+            f"{', '.join(safe)}; compare their model accuracy and bandwidth on the frontier "
+            f"(<code>{escape(FRONTIER_COMMAND)}</code>)."
+        )
+    elif leaking or any(verdict.outcome == INCONCLUSIVE for _, verdict in judged):
+        advice = (
+            "Next: measure stronger defenses and their cost in accuracy and bandwidth "
+            f"with the frontier sweep: <code>{escape(FRONTIER_COMMAND)}</code>."
+        )
+    else:
+        advice = (
+            "Next: try a stronger attack (more iterations, restarts, a learned prior) "
+            "before trusting this defense."
+        )
+    lines.append(f'<p class="next">{advice}</p>')
+    return '<div class="conclusion">' + "".join(lines) + "</div>"
+
+
+def render_report(views: Sequence[RunView], stores: Sequence[Path] = ()) -> str:
+    """The whole page as a string (run folders, and the frontier of each sweep store)."""
+    if not views and not stores:
         raise MedleakError("no run folders given to the report")
-    title = views[0].name if len(views) == 1 else f"{len(views)} runs"
+    if views:
+        title = views[0].name if len(views) == 1 else f"{len(views)} runs"
+    else:
+        title = ", ".join(p.name for p in stores)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -560,15 +695,35 @@ def render_report(views: Sequence[RunView]) -> str:
         '<p class="hint">How much of the client\'s images an honest-but-curious federated-learning'
         " server rebuilt from one update, and whether it could tell whose images they are.</p>",
     ]
+    if views:
+        parts.append(conclusion_section(views))
+    if stores:
+        from medleak.report.frontier import frontier_section
+
+        parts.extend(frontier_section(p) for p in stores)
     if len(views) > 1:
         parts.append(comparison_section(views))
     parts.extend(run_section(v, i) for i, v in enumerate(views))
+    parts.append(GLOSSARY)
     parts.append(f"<script>{SORT_JS}</script></body></html>")
     return "\n".join(parts)
 
 
-def write_report(run_dirs: Sequence[Path | str], out: Path | str) -> Path:
-    """Write one self-contained HTML report for one or more run folders; returns its path.
+def report_path(out: Path | str, *, force: bool) -> Path:
+    """Where the report goes: ``out`` itself, or ``out/report.html`` for a folder.
+
+    An existing file is never replaced unless ``force``: it may be a report someone filed.
+    """
+    out = Path(out)
+    if out.is_dir():
+        out = out / "report.html"
+    if out.exists() and not force:
+        raise MedleakError(f"{out} already exists; choose another --out or pass --force")
+    return out
+
+
+def report_page(run_dirs: Sequence[Path | str]) -> str:
+    """The report page for one or more run folders (what ``write_report`` and the PDF print).
 
     A folder without ``metrics.json`` is a MedleakError; any other missing file only shortens its
     section, with a note saying what is missing.
@@ -576,10 +731,18 @@ def write_report(run_dirs: Sequence[Path | str], out: Path | str) -> Path:
     paths = [Path(p) for p in run_dirs]
     if not paths:
         raise MedleakError("no run folders given to the report")
-    views = [load_run_view(p, n) for p, n in zip(paths, _unique_names(paths), strict=True)]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(render_report(views), encoding="utf-8")
-    tmp.replace(out)
-    return out
+    from medleak.experiments.sqlite_store import is_store
+
+    stores = [p for p in paths if is_store(p)]
+    folders = [p for p in paths if not is_store(p)]
+    views = [load_run_view(p, n) for p, n in zip(folders, _unique_names(folders), strict=True)]
+    return render_report(views, stores)
+
+
+def write_report(run_dirs: Sequence[Path | str], out: Path | str, *, force: bool = False) -> Path:
+    """Write one self-contained HTML report for run folders and sweep stores; private (0600)."""
+    page = report_page(run_dirs)
+    out = report_path(out, force=force)
+    if not out.parent.is_dir():
+        private_dir(out.parent)
+    return write_private(out, page.encode("utf-8"))

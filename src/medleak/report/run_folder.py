@@ -6,6 +6,7 @@ from pathlib import Path
 
 from medleak.experiments.records import RunRecord
 from medleak.experiments.stores import GRID_FILE, REPORT_FILE
+from medleak.private_files import make_private
 from medleak.report.grid import save_grid
 from medleak.report.html import write_report
 
@@ -15,5 +16,7 @@ def render_run(folder: str | Path, record: RunRecord) -> None:
     folder = Path(folder)
     captions = [f"PSNR {p['psnr']:.1f} / SSIM {p['ssim']:.2f}" for p in record.metrics["per_image"]]
     tensors = record.tensors
-    save_grid(tensors["originals"], tensors["reconstructions"], folder / GRID_FILE, captions)
-    write_report([folder], folder / REPORT_FILE)
+    make_private(
+        save_grid(tensors["originals"], tensors["reconstructions"], folder / GRID_FILE, captions)
+    )
+    write_report([folder], folder / REPORT_FILE, force=True)

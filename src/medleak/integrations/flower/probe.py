@@ -19,6 +19,8 @@ from medleak.attacks import AttackOptions, Reconstruction, ServerKnowledge, get_
 from medleak.errors import MedleakError
 from medleak.fl.update import Update
 from medleak.metrics import evaluate
+from medleak.metrics.verdict import INCONCLUSIVE
+from medleak.metrics.verdict import judge as judge_metrics
 
 
 @dataclass(frozen=True)
@@ -82,26 +84,14 @@ def composition(labels: torch.Tensor, names: tuple[str, ...] = ("NORMAL", "PNEUM
 
 
 def judge(scores: dict[str, Any] | None) -> tuple[str, str]:
-    """(verdict, reason): leaks / no measurable leakage / inconclusive.
+    """(verdict, reason) from ``medleak.metrics.verdict``, the rule every medleak output uses.
 
-    Stand-in with the same three outcomes as ``medleak.metrics.verdict`` (issue 13) until that
-    lands: a reconstruction leaks when it beats the blank-image floor clearly (SSIM by 0.1 and
-    PSNR by 3 dB) or re-identifies above chance (p < 0.05).
+    Without the client's originals nothing can be scored, which is never "safe".
     """
     if scores is None:
-        return "inconclusive", "no originals to score against"
-    ssim, blank = scores.get("ssim"), scores.get("blank_ssim")
-    psnr, blank_psnr = scores.get("psnr"), scores.get("blank_psnr")
-    p = scores.get("reid_p_value")
-    if p is not None and p < 0.05 and (scores.get("reid_rate") or 0) > 0:
-        return "leaks", f"re-identified {scores.get('reid_count')} image(s), p = {p:.3g}"
-    if None in (ssim, blank, psnr, blank_psnr):
-        return "inconclusive", "SSIM/PSNR not measured"
-    if ssim > blank + 0.1 and psnr > blank_psnr + 3:
-        return "leaks", f"SSIM {ssim:.2f} vs blank {blank:.2f}, PSNR {psnr:.1f} dB"
-    if ssim <= blank:
-        return "no measurable leakage", f"SSIM {ssim:.2f} not above the blank image's {blank:.2f}"
-    return "inconclusive", f"SSIM {ssim:.2f} barely above the blank image's {blank:.2f}"
+        return INCONCLUSIVE, "no originals to score against"
+    verdict = judge_metrics(scores)
+    return verdict.outcome, verdict.reason
 
 
 ModelFactory = Callable[[], torch.nn.Module]

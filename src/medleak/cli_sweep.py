@@ -1,0 +1,338 @@
+"""``medleak sweep``, ``train`` and ``results``: the parsers and what each command prints."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from medleak.errors import ConfigError
+
+
+def add_parsers(commands: Any) -> None:
+    sweep = commands.add_parser("sweep", help="run a sweep spec into a SQLite store (resumable)")
+    sweep.add_argument("spec", help="YAML sweep spec (base / grid / list / train)")
+    sweep.add_argument("--store", required=True, help="SQLite store, e.g. results.db")
+    sweep.add_argument("--workers", type=int, default=1, help="parallel runs (default 1)")
+    sweep.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    sweep.add_argument("--backend", choices=["local", "ray"], default="local")
+    sweep.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
+    sweep.add_argument("--rerun", action="store_true", help="recompute other versions' runs")
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base key")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    train = commands.add_parser("train", help="federated training under a defense chain")
+    train.add_argument("--config", help="YAML: a run config, with an optional train: section")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. train.rounds=5")
+    train.add_argument("--defense", action="append", metavar="SPEC", help="obfuscation (repeat)")
+    train.add_argument("--out", required=True, help="output folder")
+    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument("--quiet", action="store_true", help="no per-round lines")
+
+    results = commands.add_parser("results", help="a table of the runs in a store")
+    results.add_argument("store", help="SQLite store written by 'medleak sweep'")
+    results.add_argument("--where", action="append", metavar="KEY=VALUE", help="filter (repeat)")
+    results.add_argument("--group-by", metavar="KEY", help="mean of the metrics per value")
+    results.add_argument("--sort", metavar="KEY", help="sort by a key or metric")
+    results.add_argument("--kind", choices=["attack", "train"], default=None)
+    results.add_argument("--csv", action="store_true", help="every finished run as CSV")
+
+
+def _progress_bar(total: int, quiet: bool) -> tuple[Any, Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="sweep", unit="run", disable=quiet)
+    counts = {"running": 0, "failed": 0, "done": 0}
+
+    def progress(event: str, job: Any, result: dict[str, Any] | None) -> None:
+        if event == "started":
+            counts["running"] += 1
+        elif event in ("finished", "failed", "retry"):
+            if event != "retry" or counts["running"]:
+                counts["running"] = max(0, counts["running"] - 1)
+            if event != "retry":
+                counts["done" if event == "finished" else "failed"] += 1
+                bar.update(1)
+        bar.set_postfix(counts, refresh=True)
+
+    return bar, progress
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    from medleak.experiments.sqlite_store import SweepStore
+    from medleak.experiments.sweep import LocalBackend, plan_todo, run_sweep
+    from medleak.experiments.sweep_spec import load_spec, parse_set
+
+    sweep = load_spec(args.spec, parse_set(args.set))
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.backend == "ray":
+        from medleak.experiments.ray_backend import RayBackend
+
+        backend: Any = RayBackend(args.workers, args.threads, args.address)
+    else:
+        if args.address:
+            raise ConfigError("--address needs --backend ray")
+        backend = LocalBackend(args.workers, args.threads)
+    with SweepStore(args.store) as store:
+        from medleak.experiments.sweep import SweepSummary
+
+        todo = len(plan_todo(sweep, store, args.rerun, SweepSummary()))
+        print(
+            f"sweep {args.spec}: {len(sweep.attacks)} attack runs, {len(sweep.trainings)} "
+            f"trainings; {todo} to run, store {args.store}",
+            flush=True,
+        )
+        bar, progress = _progress_bar(todo, args.quiet)
+        try:
+            summary = run_sweep(sweep, store, backend, rerun=args.rerun, progress=progress)
+        finally:
+            bar.close()
+    for line in summary.errors:
+        print(f"failed: {line}", file=sys.stderr)
+    if summary.other_version:
+        verb = "recomputed" if args.rerun else "kept (use --rerun to recompute)"
+        print(f"{len(summary.other_version)} runs stored by another medleak version: {verb}")
+    print(
+        f"{summary.finished} finished, {summary.failed} failed, {summary.skipped} already in the "
+        f"store; see 'medleak results {args.store}'"
+    )
+    return 1 if summary.failed else 0
+
+
+def command_train(args: argparse.Namespace) -> int:
+    import yaml
+    from safetensors.torch import save_file
+
+    from medleak.cli import _set_threads
+    from medleak.data import DataSpec
+    from medleak.defenses import build_chain
+    from medleak.experiments.config import from_dict
+    from medleak.experiments.sweep_spec import _set_dotted, parse_set
+    from medleak.fl.training import TrainConfig, load_split, train_federated
+    from medleak.models import build_model
+
+    raw: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping")
+    for key, value in parse_set(args.set).items():
+        _set_dotted(raw, key, value)
+    if args.defense:
+        raw["defenses"] = list(args.defense)
+    train_raw = raw.pop("train", None) or {}
+    config = from_dict(raw)
+    train = TrainConfig()
+    from medleak.experiments.config import _merge
+
+    _merge(train, train_raw, "train.")
+    train.check()
+    _set_threads(args.threads if args.threads is not None else config.threads)
+    chain = build_chain(config.defenses)
+    model = build_model(
+        config.model.name,
+        config.model.channels,
+        config.data.image_size,
+        config.seed,
+        weights=config.model.weights,
+    )
+    spec = DataSpec(
+        source=config.data.source,
+        image_size=config.data.image_size,
+        resize=config.data.resize,  # type: ignore[arg-type]
+        phantom_count=config.data.phantom_count,
+    )
+    split = load_split(spec, config.seed, train.eval_split)
+    print(f"data: {split.description}")
+
+    def progress(r: int, scores: dict[str, Any]) -> None:
+        if not args.quiet:
+            auc = "n/a" if scores["auc"] is None else f"{scores['auc']:.3f}"
+            print(
+                f"round {r}: accuracy {scores['accuracy']:.3f}, AUC {auc}, "
+                f"loss {scores['loss']:.4f}",
+                flush=True,
+            )
+
+    result = train_federated(model, split, chain, train, config.seed, progress=progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    record = {
+        "config": config.to_dict(),
+        "train": train.to_dict(),
+        **result.metrics,
+        "curves": result.curves,
+    }
+    _private_write(out / "train.json", json.dumps(record, indent=2, default=str).encode())
+    for r, state in result.states.items():
+        save_file(state, str(out / f"round-{r}.safetensors"))
+        os.chmod(out / f"round-{r}.safetensors", 0o600)
+    eps = result.metrics["epsilon"]
+    tail = "" if eps is None else f", epsilon {eps:.2f} (delta {result.metrics['delta']:g})"
+    print(
+        f"final accuracy {result.metrics['accuracy']:.3f} (chance "
+        f"{result.metrics['chance']:.3f}){tail}; results in {out}/train.json"
+    )
+    return 0
+
+
+def _private_write(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, 0o600)
+
+
+def flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            flatten(f"{prefix}{k}.", v, out)
+    else:
+        out[prefix.rstrip(".")] = value
+
+
+def run_row(run: Any) -> dict[str, Any]:
+    """A stored run as one flat row: hash, kind, status, dotted config keys, then metrics."""
+    row: dict[str, Any] = {"hash": run.run_id, "kind": run.kind, "status": run.status}
+    flatten("", run.config, row)
+    row["defenses"] = " + ".join(_defense_text(d) for d in run.config.get("defenses", [])) or "none"
+    for key, value in run.metrics.items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            row.setdefault(key, value)
+    row["error"] = run.error
+    return row
+
+
+def _defense_text(spec: Any) -> str:
+    return spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
+
+
+def _matches(row: dict[str, Any], key: str, wanted: str) -> bool:
+    if key not in row:
+        raise ConfigError(f"--where: unknown key {key!r}")
+    value = row[key]
+    return str(value) == wanted or (
+        isinstance(value, (int, float)) and _number(wanted) == float(value)
+    )
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _sort_key(key: str) -> Any:
+    def value(row: dict[str, Any]) -> tuple[int, Any]:
+        v = row.get(key)
+        if v is None:
+            return (2, 0)
+        return (0, v) if isinstance(v, (int, float)) else (1, str(v))
+
+    return value
+
+
+def command_results(args: argparse.Namespace) -> int:
+    from medleak.experiments.sqlite_store import SweepStore
+
+    if not Path(args.store).is_file():
+        raise ConfigError(f"store not found: {args.store}")
+    with SweepStore(args.store, create=False) as store:
+        runs = store.runs(kind=args.kind)
+    rows = [run_row(r) for r in runs]
+    for item in args.where or []:
+        key, sep, wanted = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--where expects KEY=VALUE, got {item!r}")
+        rows = [r for r in rows if key in r and _matches(r, key, wanted)]
+    if args.sort:
+        if rows and not any(args.sort in r for r in rows):
+            raise ConfigError(f"--sort: unknown key {args.sort!r}")
+        rows.sort(key=_sort_key(args.sort))
+    if args.csv:
+        finished = [r for r in rows if r["status"] == "finished"]
+        keys: list[str] = []
+        for r in finished:
+            keys.extend(k for k in r if k not in keys)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(finished)
+        sys.stdout.write(buffer.getvalue())
+        return 0
+    if args.group_by:
+        rows = _grouped(rows, args.group_by)
+        columns = [
+            args.group_by,
+            "runs",
+            "accuracy",
+            "ssim",
+            "psnr",
+            "reid_rate",
+            "epsilon",
+            "bits_ratio",
+        ]
+    else:
+        columns = [
+            "hash",
+            "kind",
+            "status",
+            "defenses",
+            "seed",
+            "model.round",
+            "accuracy",
+            "psnr",
+            "ssim",
+            "reid_rate",
+            "epsilon",
+            "compression_ratio",
+            "error",
+        ]
+    print(_table(rows, columns))
+    return 0
+
+
+def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    if rows and not any(key in r for r in rows):
+        raise ConfigError(f"--group-by: unknown key {key!r}")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["status"] == "finished":
+            groups.setdefault(str(r.get(key)), []).append(r)
+    out = []
+    for value, members in groups.items():
+        entry: dict[str, Any] = {key: value, "runs": len(members)}
+        for metric in ("accuracy", "ssim", "psnr", "reid_rate", "epsilon", "bits_ratio"):
+            numbers = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
+            entry[metric] = sum(numbers) / len(numbers) if numbers else None
+        out.append(entry)
+    return out
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    columns = [c for c in columns if any(r.get(c) is not None for r in rows)] or columns[:3]
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines.append(f"({len(rows)} rows)")
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""Sweep specs: a base config, grid axes (a product) and hand-picked runs (a union), validated.
+
+Everything is expanded and checked before anything runs, so a typo in the last axis fails in
+milliseconds with a one-line error naming it, not after an hour of attacks.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medleak.errors import ConfigError, MedleakError
+from medleak.experiments.config import RunConfig, _merge, from_dict
+from medleak.experiments.records import legacy_sweep_id, run_id
+
+TOP_KEYS = ("base", "grid", "list", "train")
+
+
+@dataclass
+class Job:
+    """One run of a sweep. ``train`` is set for kind ``train`` and for attacks on a round.
+
+    ``run_id`` comes from :func:`medleak.experiments.records.run_id` (the one id function);
+    ``legacy_id`` is the id a store of the first scheme gave the same run (to report it).
+    """
+
+    kind: str
+    run_id: str
+    config: dict[str, Any]
+    train: dict[str, Any] | None = None
+    train_id: str | None = None
+    label: str = ""
+    legacy_id: str | None = None
+
+
+@dataclass
+class Sweep:
+    path: str
+    jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def trainings(self) -> list[Job]:
+        return [j for j in self.jobs if j.kind == "train"]
+
+    @property
+    def attacks(self) -> list[Job]:
+        return [j for j in self.jobs if j.kind == "attack"]
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs; VALUE is read as YAML (numbers, lists, true/false)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _set_dotted(mapping: dict[str, Any], dotted: str, value: Any) -> None:
+    node = mapping
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"key {dotted!r}: {part!r} is not a section")
+        node = child
+    node[leaf] = copy.deepcopy(value)
+
+
+def _split_train(mapping: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    mapping = copy.deepcopy(mapping)
+    train = mapping.pop("train", None)
+    return mapping, train
+
+
+def _train_config(values: dict[str, Any] | None, where: str) -> Any:
+    from medleak.fl.training import TrainConfig
+
+    config = TrainConfig()
+    try:
+        _merge(config, values or {}, "train.")
+        config.check()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return config
+
+
+def _check_run(config: RunConfig, where: str) -> None:
+    """Build what a run would build, cheaply: attack name, defenses, model, divisibility."""
+    from medleak.attacks import get_attack
+    from medleak.defenses import build_chain
+    from medleak.models import MODELS
+
+    try:
+        get_attack(config.attack.name)
+        build_chain(config.defenses)
+        if config.model.name not in MODELS:
+            raise ConfigError(
+                f"unknown model {config.model.name!r}; choose from {', '.join(sorted(MODELS))}"
+            )
+        if config.attack.name == "rog" and config.data.image_size % config.attack.scale_factor:
+            raise ConfigError(
+                f"image size {config.data.image_size} is not divisible by scale factor "
+                f"{config.attack.scale_factor}"
+            )
+        if config.model.round is not None and config.model.round < 0:
+            raise ConfigError(f"model.round must be >= 0, got {config.model.round}")
+    except MedleakError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _describe(assignment: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in assignment.items()) or "base"
+
+
+def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None) -> Sweep:
+    """Expand and validate a spec mapping into jobs (raises ConfigError with one line)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a sweep spec must be a mapping with base/grid/list/train")
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown top-level key {unknown[0]!r}; known: {', '.join(TOP_KEYS)}"
+        )
+    base = raw.get("base") or {}
+    if not isinstance(base, dict):
+        raise ConfigError(f"{path}: 'base' must be a mapping")
+    base = copy.deepcopy(base)
+    if raw.get("train") is not None:
+        if not isinstance(raw["train"], dict):
+            raise ConfigError(f"{path}: 'train' must be a mapping")
+        base["train"] = copy.deepcopy(raw["train"])
+    for key, value in (overrides or {}).items():
+        _set_dotted(base, key, value)
+    grid = raw.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise ConfigError(f"{path}: 'grid' must be a mapping of dotted keys to lists")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}: grid axis {key!r} must be a non-empty list of values")
+    picks = raw.get("list") or []
+    if not isinstance(picks, list) or not all(isinstance(p, dict) for p in picks):
+        raise ConfigError(f"{path}: 'list' must be a list of mappings of dotted keys")
+    assignments: list[dict[str, Any]] = []
+    if grid or not picks:
+        keys = list(grid)
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            assignments.append(dict(zip(keys, combo)))
+    assignments.extend(copy.deepcopy(p) for p in picks)
+    sweep = Sweep(path)
+    seen: set[str] = set()
+    trainings: dict[str, Job] = {}
+    rounds_wanted: dict[str, set[int]] = {}
+    for number, assignment in enumerate(assignments, 1):
+        where = f"{path}: run {number} ({_describe(assignment)})"
+        merged = copy.deepcopy(base)
+        for key, value in assignment.items():
+            try:
+                _set_dotted(merged, str(key), value)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        run_part, train_part = _split_train(merged)
+        try:
+            config = from_dict(run_part)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        _check_run(config, where)
+        config_dict = config.to_dict()
+        train_dict = None
+        train_id = None
+        if train_part is not None:
+            train_dict = _train_config(train_part, where).to_dict()
+            train_id = run_id(config, "train", train_dict)
+            if train_id not in trainings:
+                trainings[train_id] = Job(
+                    "train",
+                    train_id,
+                    config_dict,
+                    train_dict,
+                    label=_describe({"defenses": config_dict["defenses"]}),
+                    legacy_id=legacy_sweep_id(config, "train", train_dict),
+                )
+            if config.model.round is not None:
+                if config.model.round > train_dict["rounds"]:
+                    raise ConfigError(
+                        f"{where}: model.round {config.model.round} > train.rounds "
+                        f"{train_dict['rounds']}"
+                    )
+                rounds_wanted.setdefault(train_id, set()).add(config.model.round)
+        elif config.model.round is not None:
+            raise ConfigError(f"{where}: model.round needs a 'train:' section in the spec")
+        job_id = run_id(config, "attack", train_dict)
+        if job_id in seen:
+            continue
+        seen.add(job_id)
+        legacy = legacy_sweep_id(config, "attack", train_dict)
+        sweep.jobs.append(
+            Job("attack", job_id, config_dict, train_dict, train_id, _describe(assignment), legacy)
+        )
+    for train_id, job in trainings.items():
+        assert job.train is not None
+        wanted = set(job.train["save_rounds"]) | rounds_wanted.get(train_id, set())
+        # Saved rounds are an output choice, not part of the training's identity.
+        job.train = {**job.train, "save_rounds": sorted(wanted)}
+    sweep.jobs = list(trainings.values()) + sweep.jobs
+    return sweep
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
+    """Read a YAML spec with a safe loader and expand it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep spec not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return expand(raw, str(path), overrides)

@@ -1,0 +1,148 @@
+"""Running sweeps: commit per run, resume by hash, failures recorded, SIGKILL-safe, no strays."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from medleak.experiments.sqlite_store import SweepStore
+from medleak.experiments.sweep import LocalBackend, run_sweep
+from medleak.experiments.sweep_spec import expand
+
+TINY = {
+    "data": {"source": "phantom", "image_size": 16, "batch_size": 2, "phantom_count": 12},
+    "model": {"name": "lenet", "channels": 1},
+    "attack": {"name": "rog", "iterations": 2, "prior": "none"},
+    "metrics": {"gallery_size": 4},
+}
+
+
+def _sweep(tmp_path: Path, spec: dict, workers: int = 1):
+    sweep = expand(spec)
+    with SweepStore(tmp_path / "r.db") as store:
+        summary = run_sweep(sweep, store, LocalBackend(workers, 1))
+        runs = store.runs()
+    return sweep, summary, runs
+
+
+def test_failures_are_recorded_and_resume_skips_finished(tmp_path: Path) -> None:
+    spec = {
+        "base": TINY,
+        "grid": {"seed": [0, 1]},
+        "list": [{"data.source": str(tmp_path / "missing")}],
+    }
+    sweep, summary, runs = _sweep(tmp_path, spec, workers=2)
+    assert summary.finished == 2 and summary.failed == 1
+    status = {r.run_id: r for r in runs}
+    failed = [r for r in runs if r.status == "failed"]
+    assert len(failed) == 1 and "missing" in (failed[0].error or "")
+    good = [r for r in runs if r.status == "finished"]
+    assert all(r.metrics["ssim"] is not None and r.metrics["bits_sent"] > 0 for r in good)
+    assert stat.S_IMODE(os.stat(tmp_path / "r.db").st_mode) == 0o600
+    with SweepStore(tmp_path / "r.db") as store:
+        assert store.blob(good[0].run_id, "originals.png")[:4] == b"\x89PNG"
+        again = run_sweep(sweep, store, LocalBackend(1, 1))
+        after = {r.run_id: r for r in store.runs()}
+    assert again.skipped == 2 and again.finished == 0 and again.failed == 1  # failed retried
+    assert len(after) == 3
+    for run_id, run in status.items():
+        if run.status == "finished":
+            assert after[run_id].metrics == run.metrics
+
+
+def test_training_and_attack_on_a_saved_round(tmp_path: Path) -> None:
+    spec = {
+        "base": {**TINY, "data": {**TINY["data"], "phantom_count": 16}},
+        "grid": {"model.round": [0, 1]},
+        "train": {"clients": 2, "rounds": 1, "local_steps": 2, "local_batch_size": 4},
+    }
+    sweep, summary, runs = _sweep(tmp_path, spec)
+    assert summary.failed == 0, summary.errors
+    trains = [r for r in runs if r.kind == "train"]
+    attacks = [r for r in runs if r.kind == "attack"]
+    assert len(trains) == 1 and len(attacks) == 2
+    assert len(trains[0].curves["accuracy"]) == 2  # before training and after round 1
+    assert {a.train_id for a in attacks} == {trains[0].run_id}
+    # Round 0 is the initial model: the attack sees the same update as without training.
+    assert {a.metrics["model_round"] for a in attacks} == {0, 1}
+    psnr = {a.metrics["model_round"]: a.metrics["psnr"] for a in attacks}
+    assert psnr[0] != psnr[1]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigkill_mid_sweep_then_restart_runs_each_once_and_leaves_no_worker(
+    tmp_path: Path,
+) -> None:
+    spec_path = tmp_path / "spec.yaml"
+    spec = {"base": TINY, "grid": {"seed": [0, 1, 2, 3, 4]}}
+    spec_path.write_text(yaml.safe_dump(spec))
+    store_path = tmp_path / "r.db"
+    command = [
+        sys.executable,
+        "-m",
+        "medleak.cli",
+        "sweep",
+        str(spec_path),
+        "--store",
+        str(store_path),
+        "--workers",
+        "2",
+        "--quiet",
+    ]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    finished = 0
+    while time.monotonic() < deadline and finished < 1:
+        time.sleep(0.5)
+        if store_path.exists():
+            with SweepStore(store_path) as store:
+                finished = len(store.runs(status="finished"))
+    assert finished >= 1 and driver.poll() is None, "sweep ended before it could be killed"
+    workers = _children(driver.pid)
+    assert workers
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    end = time.monotonic() + 20
+    while time.monotonic() < end and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "a worker outlived the killed sweep"
+    with SweepStore(store_path) as store:
+        before = {r.run_id: r.metrics for r in store.runs(status="finished")}
+    assert 1 <= len(before) < 5
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    with SweepStore(store_path) as store:
+        runs = store.runs()
+    assert len(runs) == 5 and all(r.status == "finished" for r in runs)
+    assert len({r.run_id for r in runs}) == 5
+    for run in runs:
+        if run.run_id in before:
+            assert run.metrics == before[run.run_id]  # kept, not recomputed
+    assert f"{len(before)} already in the store" in rerun.stdout
