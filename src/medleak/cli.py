@@ -15,142 +15,6 @@ from medleak.errors import MedleakError, RunFailed
 EXIT_USAGE = 2
 EXIT_RUN_FAILED = 3
 
-# option -> (dotted config key, argparse keyword arguments)
-ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "--seed": ("seed", {"type": int, "help": "seed for the model, data, defenses and attack"}),
-    "--threads": ("threads", {"type": int, "help": "torch CPU threads (default: torch's)"}),
-    "--data": ("data.source", {"help": "'phantom' (synthetic, default), a folder, or a .npz"}),
-    "--split": ("data.split", {"help": "Kaggle/MedMNIST split: train, val or test (default test)"}),
-    "--image-size": ("data.image_size", {"type": int, "help": "side in pixels (default 128)"}),
-    "--resize": (
-        "data.resize",
-        {"choices": ["crop", "squash"], "help": "square by centre crop or stretch"},
-    ),
-    "--order": (
-        "data.order",
-        {"choices": ["balanced", "sorted"], "help": "interleave classes or not"},
-    ),
-    "--batch-size": (
-        "data.batch_size",
-        {"type": int, "help": "images in the client batch (default 4)"},
-    ),
-    "--offset": ("data.offset", {"type": int, "help": "first image of the batch (default 0)"}),
-    "--phantom-count": ("data.phantom_count", {"type": int, "help": "phantom data set size"}),
-    "--model": ("model.name", {"help": "lenet, lenet-dlg, resnet18-rog or resnet18"}),
-    "--channels": (
-        "model.channels",
-        {"type": int, "choices": [1, 3], "help": "model input channels"},
-    ),
-    "--weights": (
-        "model.weights",
-        {"help": "trained weights (.safetensors or a torch state dict)"},
-    ),
-    "--fl": ("fl.algorithm", {"choices": ["fedsgd", "fedavg"], "help": "client algorithm"}),
-    "--local-steps": ("fl.local_steps", {"type": int, "help": "FedAvg local SGD steps tau"}),
-    "--local-lr": ("fl.local_lr", {"type": float, "help": "FedAvg local learning rate"}),
-    "--send-buffers": (
-        "fl.send_buffers",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "help": "the update carries BatchNorm running statistics (default: FedAvg yes)",
-        },
-    ),
-    "--defense": (
-        "defenses",
-        {
-            "action": "append",
-            "metavar": "SPEC",
-            "help": "obfuscation NAME:key=value,... (repeat to chain)",
-        },
-    ),
-    "--attack": ("attack.name", {"help": "rog (default), ig or dlg"}),
-    "--iterations": (
-        "attack.iterations",
-        {"type": int, "help": "optimisation steps (default 100)"},
-    ),
-    "--scale-factor": (
-        "attack.scale_factor",
-        {"type": int, "help": "ROG latent downscale (default 4)"},
-    ),
-    "--reconstruct-channels": (
-        "attack.reconstruct_channels",
-        {
-            "choices": ["gray", "all"],
-            "help": "optimise one gray channel (default) or every channel",
-        },
-    ),
-    "--labels": (
-        "attack.labels",
-        {"choices": ["known", "inferred"], "help": "known = oracle; inferred = from the update"},
-    ),
-    "--aware": (
-        "attack.aware",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "help": "obfuscation-aware matching loss (default on)",
-        },
-    ),
-    "--restarts": (
-        "attack.restarts",
-        {"type": int, "help": "random starts, best by matching loss (default 1)"},
-    ),
-    "--analytic": (
-        "attack.analytic",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "help": "ROG: disaggregate the batch at a wide linear layer (default on)",
-        },
-    ),
-    "--bn-statistics": (
-        "attack.bn_statistics",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "help": "match BatchNorm statistics from the sent buffers (default: when sent)",
-        },
-    ),
-    "--fedavg-model": (
-        "attack.fedavg_model",
-        {
-            "choices": ["unroll", "first-order"],
-            "help": "attacker's model of FedAvg: unroll tau steps (default) or tau x one gradient",
-        },
-    ),
-    "--feature-iterations": (
-        "attack.feature_iterations",
-        {
-            "type": int,
-            "help": "ROG analytic stage: feature-inversion steps (default: --iterations)",
-        },
-    ),
-    "--soft-labels": (
-        "attack.soft_labels",
-        {"action": "store_true", "default": None, "help": "DLG: optimise labels jointly"},
-    ),
-    "--preset": (
-        "attack.preset",
-        {"choices": ["rog-core"], "help": "rog-core = the reference ROG core exactly"},
-    ),
-    "--attack-lr": ("attack.lr", {"type": float, "help": "attack step size (default: published)"}),
-    "--tv": ("attack.tv", {"type": float, "help": "total-variation weight (Inverting Gradients)"}),
-    "--prior": (
-        "attack.prior",
-        {"help": "post-processing: auto (default), none, classical, or a prior.safetensors"},
-    ),
-    "--gallery-size": (
-        "metrics.gallery_size",
-        {"type": int, "help": "re-identification distractors"},
-    ),
-    "--lpips-weights": ("metrics.lpips_weights", {"help": "folder with LPIPS AlexNet weights"}),
-    "--show-sources": (
-        "metrics.show_sources",
-        {
-            "action": "store_const",
-            "const": True,
-            "help": "keep real file names in the outputs (default: a keyed pseudonym)",
-        },
-    ),
-}
-
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is a single line rather than usage text plus error."""
@@ -164,8 +28,9 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
-    for flag, (_, kwargs) in ATTACK_OPTIONS.items():
-        parser.add_argument(flag, **{"default": None, **kwargs})
+    from medleak.cli_flags import add_config_flags
+
+    add_config_flags(parser)  # one flag per config field that declares one
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,15 +84,6 @@ def _version() -> str:
         return version("medleak")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for flag, (key, _) in ATTACK_OPTIONS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is not None:
-            values[key] = value
-    return values
 
 
 def _set_threads(threads: int | None) -> None:
@@ -316,10 +172,11 @@ def _summary(record: dict[str, Any], out: Path) -> str:
 
 
 def command_attack(args: argparse.Namespace) -> int:
+    from medleak.cli_flags import config_overrides
     from medleak.experiments.config import RunConfig, apply_overrides, load_config
 
     base = load_config(args.config) if args.config else RunConfig()
-    config = apply_overrides(base, _overrides(args))
+    config = apply_overrides(base, config_overrides(args))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/{config.attack.name}-{config.model.name}-{stamp}")
     record = _run_attack(config, out, args.quiet, args.force)
@@ -349,6 +206,12 @@ def _holds_demo(out: Path, config: Any) -> bool:
     try:
         old = json.loads((out / "metrics.json").read_text()).get("config", {})
     except (OSError, ValueError, AttributeError):
+        return False
+    from medleak.experiments.config import from_dict
+
+    try:  # read back through the config, so keys added since that demo take their defaults
+        old = from_dict(old).to_dict()
+    except (MedleakError, TypeError):
         return False
     new = config.to_dict()
     return {k: v for k, v in old.items() if k != "threads"} == {
