@@ -23,17 +23,24 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _attack_arguments(parser: argparse.ArgumentParser) -> None:
+def _attack_arguments(parser: argparse.ArgumentParser, config_flags: bool) -> None:
     parser.add_argument("--config", help="YAML config; explicit options override it")
     parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
-    from medleak.cli_flags import add_config_flags
+    if config_flags:
+        from medleak.cli_flags import add_config_flags
 
-    add_config_flags(parser)  # one flag per config field that declares one
+        add_config_flags(parser)  # one flag per config field that declares one
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands whose flags are generated from config fields (``cli_flags``).
+GENERATED_FLAGS = ("attack", "train-prior")
+
+
+def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentParser:
+    """The parser. Only the commands in ``full`` get their flags generated from config fields:
+    that metadata lives in the domain packages, and importing them imports torch (seconds)."""
     parser = OneLineParser(
         prog="medleak",
         description="How much of a client's chest X-rays can a federated-learning server rebuild?",
@@ -41,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medleak {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     attack = commands.add_parser("attack", help="attack one client update and score it")
-    _attack_arguments(attack)
+    _attack_arguments(attack, "attack" in full)
     demo = commands.add_parser("demo", help="a small attack on synthetic phantoms (about 1 minute)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -49,14 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     prior = commands.add_parser(
         "train-prior", help="train the learned post-processing prior (a small U-Net)"
     )
-    prior.add_argument("--data", default="phantom", help="training images: 'phantom' or a path")
-    prior.add_argument("--split", default=None, help="Kaggle/MedMNIST split (use train)")
     prior.add_argument("--out", required=True, help="output .safetensors file")
-    prior.add_argument("--image-size", type=int, default=128, help="side in pixels")
-    prior.add_argument("--count", type=int, default=300, help="training images (phantoms)")
-    prior.add_argument("--epochs", type=int, default=8, help="passes over the images")
-    prior.add_argument("--width", type=int, default=16, help="U-Net base channels")
-    prior.add_argument("--seed", type=int, default=0, help="seed for data and training")
+    if "train-prior" in full:
+        from medleak.attacks.priors.learned import TrainConfig
+        from medleak.cli_flags import add_config_flags
+
+        add_config_flags(prior, TrainConfig, grouped=False)
     prior.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     prior.add_argument("--quiet", action="store_true", help="no progress bar")
     from medleak.cli_sweep import add_parsers
@@ -245,17 +250,11 @@ def command_report(args: argparse.Namespace) -> int:
 def command_train_prior(args: argparse.Namespace) -> int:
 
     from medleak.attacks.priors.learned import TrainConfig, train_prior_file
+    from medleak.cli_flags import config_overrides
+    from medleak.experiments.config import build
 
     _set_threads(args.threads)
-    config = TrainConfig(
-        data=args.data,
-        split=args.split,
-        image_size=args.image_size,
-        count=args.count,
-        epochs=args.epochs,
-        width=args.width,
-        seed=args.seed,
-    )
+    config = build(TrainConfig, config_overrides(args, TrainConfig))
     loss = train_prior_file(config, Path(args.out), quiet=args.quiet)
     print(f"prior written to {args.out} (final training loss {loss:.4g})")
     return 0
@@ -293,15 +292,21 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:  #
     return f"medleak: warning: {message}\n"
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the top level has options only, no values)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
     warnings.formatwarning = _one_line_warning
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
-        build_parser().print_help()
+        build_parser(full=()).print_help()
         return 0
-    args = build_parser().parse_args(argv)
+    # Only the command asked for gets its generated flags; the others start without torch.
+    args = build_parser(full=[_command(argv) or ""]).parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except MedleakError as exc:

@@ -69,10 +69,16 @@ def argument(flag: ConfigFlag) -> dict[str, Any]:
     return kwargs
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type = RunConfig) -> None:
-    """One argument per flagged field of ``cls``, grouped by config section."""
+def add_config_flags(
+    parser: argparse.ArgumentParser, cls: type = RunConfig, *, grouped: bool = True
+) -> None:
+    """One argument per flagged field of ``cls``, grouped by config section (a command without
+    a YAML config, such as ``train-prior``, passes ``grouped=False``)."""
     groups: dict[str, Any] = {}
     for flag in config_flags(cls):
+        if not grouped:
+            parser.add_argument(flag.flag.name, dest=dest(flag), **argument(flag))
+            continue
         section = flag.section or "run"
         if section not in groups:
             groups[section] = parser.add_argument_group(

@@ -102,3 +102,34 @@ def test_readme_option_table_matches_the_generated_flags() -> None:
     # today's flags keep their names (a rename would break every user's scripts)
     for name in ("--data", "--fl", "--attack", "--gallery-size", "--defense", "--attack-lr"):
         assert name in generated
+
+
+def test_commands_other_than_attack_start_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from medleak.cli import main\n"
+        "try:\n    main(['results', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_train_prior_flags_come_from_its_config_fields() -> None:
+    from dataclasses import fields
+
+    from medleak.attacks.priors.learned import TrainConfig
+    from medleak.experiments.config import build
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    prior = commands.choices["train-prior"]
+    args = prior.parse_args(["--out", "p.safetensors", "--count", "5", "--split", "train"])
+    config = build(TrainConfig, config_overrides(args, TrainConfig))
+    assert config == TrainConfig(count=5, split="train")
+    assert "(default 128)" in prior.format_help()
+    flagged = {f.key for f in config_flags(TrainConfig)}
+    assert flagged == {f.name for f in fields(TrainConfig)} - {"batch", "lr"}

@@ -123,8 +123,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from medleak.experiments.provenance import provenance
 
     start = time.perf_counter()
+    cpu = time.process_time()
     try:
         out = _train(job) if job["kind"] == "train" else _attack(job)
+        # CPU seconds of this worker: on a shared machine, what the run would take alone
+        out["metrics"]["cpu_seconds"] = time.process_time() - cpu
         out["status"] = "finished"
     except MemoryError:
         out = {"status": "failed", "error": "MemoryError: out of memory"}
