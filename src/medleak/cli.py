@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     from medleak.cli_sweep import add_parsers
 
     add_parsers(commands)
+    from medleak.cli_findings import add_parser as add_findings_parser
+
+    add_findings_parser(commands)
     report = commands.add_parser("report", help="one HTML report from one or more run folders")
     report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
     report.add_argument(
@@ -400,10 +403,17 @@ def _sweep_command(name: str) -> Any:
     return command
 
 
+def _findings_command(args: argparse.Namespace) -> int:
+    from medleak.cli_findings import command_findings
+
+    return command_findings(args)
+
+
 COMMANDS = {
     "sweep": _sweep_command("sweep"),
     "train": _sweep_command("train"),
     "results": _sweep_command("results"),
+    "findings": _findings_command,
     "attack": command_attack,
     "train-prior": command_train_prior,
     "demo": command_demo,
