@@ -78,7 +78,12 @@ def test_findings_command_runs_resumes_and_refuses(
     for path in (doc, figure, store):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with SweepStore(store, create=False) as s:
-        assert len(s.runs(status="finished")) == 3  # --quick keeps seeds 0-2
+        done = s.runs(status="finished")
+        assert len(done) == 3  # --quick keeps seeds 0-2
+        span = s.span(r.run_id for r in done)
+        assert span is not None and span[0] <= span[1]
+        assert s.span(["no-such-run"]) is None
+    assert "Run time: the runs shown were computed between" in text
     capsys.readouterr()
     assert main(args) == 2  # refuses to overwrite, before any work
     assert "--force" in capsys.readouterr().err

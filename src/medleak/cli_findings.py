@@ -29,6 +29,9 @@ def add_parser(commands: Any) -> None:
     findings.add_argument("--no-run", action="store_true", help="only write from the store")
     findings.add_argument("--force", action="store_true", help="replace an existing FINDINGS.md")
     findings.add_argument("--quiet", action="store_true", help="no per-sweep lines")
+    findings.add_argument(
+        "--note", default="", help="a sentence for the document's header (e.g. the machine's load)"
+    )
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -93,6 +96,7 @@ def command_findings(args: argparse.Namespace) -> int:
             store,
             [(v.number, v.source, v.command(), s) for v, s in sweeps],
         )
+        span = store.span(r.run_id for e in entries for r in e.runs)
     info = RunInfo(
         "quick" if args.quick else "full",
         _command_line(args),
@@ -102,8 +106,11 @@ def command_findings(args: argparse.Namespace) -> int:
         result.failed,
         args.workers,
         args.threads,
+        span,
     )
-    doc = write_findings(out, [(BY_NUMBER[e.number], e) for e in entries], info, args.force)
+    doc = write_findings(
+        out, [(BY_NUMBER[e.number], e) for e in entries], info, args.force, preface=args.note
+    )
     print(
         f"{result.computed} runs computed, {result.reused} reused, {result.failed} failed in "
         f"{result.seconds / 60:.1f} min; wrote {doc}"

@@ -218,3 +218,13 @@ def _noniid(drop_iid: float, drop_skew: float) -> list[StoredRun]:
 def test_finding_8_non_iid_costs_more() -> None:
     assert only(tf.finding_8(_noniid(0.02, 0.10))).verdict == AGREES
     assert only(tf.finding_8(_noniid(0.10, 0.02))).verdict == DISAGREES
+
+
+def test_explanation_only_for_disagreements_and_with_numbers() -> None:
+    from medleak.report.findings.explain import explain
+
+    agree_runs = _dlg([35, 31, 33])
+    assert explain(1, only(af.finding_1(agree_runs)), agree_runs) == ""
+    runs = _dlg([35, 12, 10])
+    text = explain(1, only(af.finding_1(runs)), runs)
+    assert "10.0 to 35.0 dB" in text  # the spread comes from the runs, not from a fixed text

@@ -9,6 +9,7 @@ only with ``force``.
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from medleak.errors import MedleakError
 from medleak.private_files import private_dir, write_private
 from medleak.report.findings.catalog import Finding
 from medleak.report.findings.collect import FindingRuns
+from medleak.report.findings.explain import explain
 from medleak.report.findings.figures import finding_figure
 from medleak.report.findings.outcome import AGREES, DISAGREES, Outcome
 from medleak.report.findings.stats import PHANTOM, SAMPLE, finished, get, summarise
@@ -38,6 +40,7 @@ class RunInfo:
     failed: int
     workers: int
     threads: int
+    span: tuple[float, float] | None = None  # first start, last finish of the runs shown
 
 
 def document_paths(out: Path) -> tuple[Path, Path]:
@@ -112,6 +115,9 @@ def section(finding: Finding, runs: FindingRuns, figure: str | None) -> list[str
         lines += ["No finished runs yet.", ""]
     for outcome in outcomes:
         lines += _outcome(outcome)
+        why = explain(finding.number, outcome, runs.runs)
+        if why:
+            lines += [f"*Why medleak may differ ({outcome.source}):* {why}.", ""]
     lines += [f"Budget: {budget(runs)}." if budget(runs) else "", ""]
     if figure is not None:
         lines += [f"![Finding {finding.number}]({figure})", ""]
@@ -184,6 +190,14 @@ def write_findings(
         f"{total_seconds / 60:.1f} min of run time in all (sum over runs, wall clock per run).",
         "",
     ]
+    if info.span is not None:
+        start, end = (datetime.fromtimestamp(t, UTC) for t in info.span)
+        head += [
+            f"Run time: the runs shown were computed between {start:%Y-%m-%d %H:%M} and "
+            f"{end:%H:%M} UTC ({(info.span[1] - info.span[0]) / 60:.0f} min of wall clock, "
+            f"{os.cpu_count()} CPU cores).",
+            "",
+        ]
     head += _md_table(
         ["#", "finding", "phantoms", "X-ray sample", "runs in store"], summary_rows
     ) + [""]

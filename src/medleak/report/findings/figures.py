@@ -41,6 +41,7 @@ def finding_figure(title: str, panels: Sequence[Panel]) -> bytes | None:
         if panel.categories is not None:
             ax.set_xticks(range(len(panel.categories)))
             ax.set_xticklabels(panel.categories, rotation=25, ha="right", fontsize=7)
+            ax.set_xlim(-0.5, len(panel.categories) - 0.5)
         elif panel.xlog:
             ax.set_xscale("log")
         ax.set_title(panel.title, fontsize=9)
