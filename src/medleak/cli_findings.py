@@ -46,6 +46,15 @@ def _command_line(args: argparse.Namespace) -> str:
     return " ".join(parts + ["--force"])
 
 
+def cpu_of(runs: Any) -> tuple[float, int, int]:
+    """(CPU seconds summed, runs that recorded them, runs) over finished runs."""
+    done = [r for r in runs if r.status == "finished"]
+    cpu = [
+        r.metrics["cpu_seconds"] for r in done if isinstance(r.metrics.get("cpu_seconds"), float)
+    ]
+    return sum(cpu), len(cpu), len(done)
+
+
 def command_findings(args: argparse.Namespace) -> int:
     from medleak.experiments.findings import (
         FindingsRun,
@@ -97,6 +106,12 @@ def command_findings(args: argparse.Namespace) -> int:
             [(v.number, v.source, v.command(), s) for v, s in sweeps],
         )
         span = store.span(r.run_id for e in entries for r in e.runs)
+        shown = {r.run_id: r for e in entries for r in e.runs}
+        quick_ids = {
+            j.run_id
+            for v in plan_variants(Path(args.specs), True, None)
+            for j in expand_variant(v).jobs
+        }
     info = RunInfo(
         "quick" if args.quick else "full",
         _command_line(args),
@@ -107,6 +122,8 @@ def command_findings(args: argparse.Namespace) -> int:
         args.workers,
         args.threads,
         span,
+        cpu_of(shown.values()),
+        cpu_of(r for i, r in shown.items() if i in quick_ids),
     )
     doc = write_findings(
         out, [(BY_NUMBER[e.number], e) for e in entries], info, args.force, preface=args.note

@@ -44,8 +44,8 @@ FINDINGS: tuple[Finding, ...] = (
         "as the batch size grows.",
         "Zhu et al. 2019; Geiping et al., Inverting Gradients, NeurIPS 2020",
         "ROG's ResNet-18 (`resnet18-rog`, no BatchNorm) at batch 1 and 2 with IG (100 iterations), "
-        "and ROG's LeNet (`lenet`) at batch 1-16 with IG and ROG with and without its analytic "
-        "stage (50 iterations); FedSGD, 32 px",
+        "and ROG's LeNet (`lenet`) at batch 1-16 with ROG with and without its analytic stage "
+        "and IG at batch 1-4 (50 iterations); FedSGD, 32 px",
         "for every optimisation attack that leaks at its smallest batch (SSIM above floor >= "
         "0.05), the rank correlation of mean SSIM above floor with batch size is <= -0.5 and the "
         "largest batch is at least 0.05 lower; the analytic stage is reported, not judged",
@@ -58,7 +58,8 @@ FINDINGS: tuple[Finding, ...] = (
         "a single gradient.",
         "Geiping et al. 2020; Yue et al., Gradient Obfuscation Gives a False Sense of Security in "
         "Federated Learning, USENIX Security 2023",
-        "FedAvg on ROG's LeNet, 32 px, batch 4, tau 1 / 5 / 10 local steps at lr 1e-4 and 1e-2; "
+        "FedAvg on ROG's LeNet, 32 px, batch 4, tau 1 / 5 / 10 local steps at lr 1e-4 and "
+        "tau 5 / 10 at lr 1e-2 (tau 1 sends the gradient whatever the lr); "
         "ROG (exact unroll, 50 iterations)",
         "for each attack that leaks somewhere, the rank correlation of mean SSIM above floor with "
         "tau x lr is <= -0.5 and the largest tau x lr is at least 0.05 below the smallest",
@@ -84,8 +85,8 @@ FINDINGS: tuple[Finding, ...] = (
         "An obfuscation-aware attack (ROG) still reconstructs under quantization and "
         "sparsification where an unaware attack degrades.",
         "Yue et al., USENIX Security 2023",
-        "ROG's LeNet, FedSGD, 32 px, batch 4; `qsgd:levels=4`, `topk:ratio=0.1`, "
-        "`topk:ratio=0.01` (and none); medleak's ROG aware (`--aware`) and unaware "
+        "ROG's LeNet, FedSGD, 32 px, batch 4; `qsgd:levels=4`, `topk:ratio=0.1` (and none); "
+        "medleak's ROG aware (`--aware`) and unaware "
         "(`--no-aware`), and the reference ROG core (`--preset rog-core`), 50 iterations",
         "averaged over the obfuscated settings, aware ROG keeps >= 0.05 more SSIM above floor "
         "than the unaware attack, and more in a majority of the settings",
@@ -99,6 +100,7 @@ FINDINGS: tuple[Finding, ...] = (
         "Abadi et al., Deep Learning with Differential Privacy, CCS 2016; Zhu et al. 2019 on noise",
         "DP-SGD (clip 1, noise multiplier z = 0.5, 2) in the attacked update (ROG's LeNet, "
         "FedSGD, 32 px, batch 2, ROG) and in every local step of a 4-client, 6-round FedAvg "
+        "(2 of 4 clients per round, 30 local steps) "
         "training of the same setting",
         "the weakest DP setting whose attacks get the verdict 'no measurable leakage' on most "
         "seeds has a mean test accuracy at least 0.025 below no defense",
@@ -112,7 +114,7 @@ FINDINGS: tuple[Finding, ...] = (
         "Huang et al., Evaluating Gradient Inversion Attacks and Defenses in Federated Learning "
         "(GradAttack), NeurIPS 2021",
         "the global model of a 4-client FedAvg training (no defense) at round 0, 1 and 6, ROG's "
-        "LeNet, FedSGD, 32 px, batch 2; ROG and IG",
+        "LeNet, FedSGD, 32 px, batch 2; ROG (50 iterations)",
         "the strongest attack's mean SSIM above floor at the last round is at least 0.05 below "
         "round 0",
         training_findings.finding_7,
@@ -123,7 +125,8 @@ FINDINGS: tuple[Finding, ...] = (
         "FedAvg loses accuracy on non-IID client data, so a defense that costs accuracy costs "
         "more there.",
         "Zhao et al., Federated Learning with Non-IID Data, 2018",
-        "4-client, 6-round FedAvg training of ROG's LeNet, 32 px, IID vs Dirichlet(alpha 0.1) "
+        "4-client, 6-round FedAvg (2 of 4 clients per round, 30 local steps) training of "
+        "ROG's LeNet, 32 px, IID vs Dirichlet(alpha 0.1) "
         "class skew; no defense, `dp:c=1.0,z=2.0`, `topk:ratio=0.01`",
         "the accuracy drop against no defense is larger under non-IID for a majority of the "
         "defenses, and by >= 0.025 on average",

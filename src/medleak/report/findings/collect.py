@@ -25,6 +25,7 @@ class FindingRuns:
     commands: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
+    per_source: dict[str, list[int]] = field(default_factory=dict)  # source -> [done, expected]
 
     @property
     def done(self) -> int:
@@ -45,9 +46,12 @@ def collect(store: SweepStore, sweeps: Iterable[tuple[int, str, str, Sweep]]) ->
                 continue
             entry.ids.add(job.run_id)
             entry.expected += 1
+            counts = entry.per_source.setdefault(source, [0, 0])
+            counts[1] += 1
             run = stored.get(job.run_id)
             if run is None:
                 continue
+            counts[0] += run.status == "finished"
             if job.kind == "train" and job.train is not None:
                 run = dataclasses.replace(run, config={**run.config, "train": job.train})
             entry.runs.append(run)

@@ -41,6 +41,8 @@ class RunInfo:
     workers: int
     threads: int
     span: tuple[float, float] | None = None  # first start, last finish of the runs shown
+    cpu: tuple[float, int, int] | None = None  # CPU s of the runs shown, runs measured, shown
+    quick_cpu: tuple[float, int, int] | None = None  # the same over the --quick subset
 
 
 def document_paths(out: Path) -> tuple[Path, Path]:
@@ -106,9 +108,13 @@ def section(finding: Finding, runs: FindingRuns, figure: str | None) -> list[str
     lines += [f"**medleak setting.** {finding.setting}.", ""]
     lines += [f"**Agrees when** {finding.criterion}.", ""]
     if runs.done < runs.expected:
+        counts = ", ".join(
+            f"{_source_name(src)} {done} of {total}"
+            for src, (done, total) in runs.per_source.items()
+        )
         lines += [
-            f"*Incomplete: {runs.done} of {runs.expected} runs of this finding are in the store; "
-            "the outcome below rests on those.*",
+            f"*Incomplete: finished runs in the store: {counts}; the outcomes below rest on "
+            "those (a source without runs has no outcome).*",
             "",
         ]
     if not outcomes:
@@ -123,6 +129,10 @@ def section(finding: Finding, runs: FindingRuns, figure: str | None) -> list[str
         lines += [f"![Finding {finding.number}]({figure})", ""]
     lines += ["Reproduce:", "", "```bash"] + runs.commands + ["```", ""]
     return lines
+
+
+def _source_name(source: str) -> str:
+    return "phantoms" if source == "phantom" else "X-ray sample"
 
 
 def _outcome(outcome: Outcome) -> list[str]:
@@ -198,6 +208,17 @@ def write_findings(
             f"{os.cpu_count()} CPU cores).",
             "",
         ]
+    for name, cpu in (("the runs shown", info.cpu), ("the `--quick` subset", info.quick_cpu)):
+        if cpu is not None and cpu[1]:
+            seconds, measured, total = cpu
+            scale = total / measured
+            head += [
+                f"CPU time of {name}: {seconds / 60:.1f} min over the {measured} of {total} runs "
+                f"that measured it (a run's own CPU seconds, what it takes on an idle core); "
+                f"scaled to all {total}, about {seconds * scale / 60:.0f} CPU-min, i.e. about "
+                f"{seconds * scale / 120:.0f} min on 2 idle cores with 2 workers.",
+                "",
+            ]
     head += _md_table(
         ["#", "finding", "phantoms", "X-ray sample", "runs in store"], summary_rows
     ) + [""]

@@ -105,13 +105,27 @@ def why_4(outcome: Outcome, runs: Sequence[StoredRun]) -> str:
 
 def why_5(outcome: Outcome, runs: Sequence[StoredRun]) -> str:
     members = _of(runs, outcome.source)
+    aware = [
+        r
+        for r in members
+        if get(r.config, "attack.aware") is not False and not get(r.config, "attack.preset")
+    ]
+    by_defense: dict[str, list[StoredRun]] = {}
+    for r in aware:
+        by_defense.setdefault(
+            " + ".join(map(str, r.config.get("defenses", []))) or "none", []
+        ).append(r)
+    kept = ", ".join(f"{d} {_leak(rs)}" for d, rs in sorted(by_defense.items()))
     core = [r for r in members if get(r.config, "attack.preset") == "rog-core"]
+    plain = _leak([r for r in core if not r.config.get("defenses")])
     return (
-        "on ROG's LeNet both medleak variants run the analytic stage (the wide layer's rank-B "
-        "split), whose completion under top-k uses the mask the update reveals whether or not "
-        "the matching loss is aware; the reference ROG core (optimisation only) leaks "
-        f"{_leak(core)} SSIM above the floor on average"
-        if core
+        "on ROG's LeNet both medleak variants start with the analytic stage (the wide layer's "
+        "rank-B split), which completes a top-k update from the coordinates it reveals whether "
+        "or not the matching loss is aware, and gives up under QSGD-4; the optimisation that "
+        f"follows has {get(members[0].config, 'attack.iterations')} iterations. medleak's ROG "
+        f"keeps SSIM above floor {kept}; the reference ROG core (optimisation only) leaks "
+        f"{_leak(core)} on average, {plain} without a defense at this budget"
+        if members
         else ""
     )
 
