@@ -23,16 +23,18 @@ import yaml
 
 from medleak.data.batch import CLASS_NAMES
 from medleak.errors import MedleakError
+from medleak.experiments.stores import (
+    CONFIG_FILE,
+    GRID_FILE,
+    METRICS_FILE,
+    TENSORS_FILE,
+    TRACE_FILE,
+)
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, judge
 from medleak.private_files import private_dir, write_private
 from medleak.report.grid import grid_png
 from medleak.report.plots import comparison_chart, side_by_side, trace_plot
 
-METRICS_FILE = "metrics.json"
-TRACE_FILE = "trace.csv"
-TENSORS_FILE = "tensors.safetensors"
-GRID_FILE = "reconstruction.png"
-CONFIG_FILE = "config.yaml"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SIGNIFICANCE = 0.05  # below this p-value a re-identification rate is not luck
 
@@ -696,9 +698,15 @@ def render_report(views: Sequence[RunView], stores: Sequence[Path] = ()) -> str:
     if views:
         parts.append(conclusion_section(views))
     if stores:
+        from medleak.report.audit import audit_section, store_kinds
         from medleak.report.frontier import frontier_section
 
-        parts.extend(frontier_section(p) for p in stores)
+        for p in stores:
+            kinds = store_kinds(p)
+            if "audit" in kinds:
+                parts.append(audit_section(p))
+            if kinds != {"audit"}:  # sweeps (or an empty store, which says so)
+                parts.append(frontier_section(p))
     if len(views) > 1:
         parts.append(comparison_section(views))
     parts.extend(run_section(v, i) for i, v in enumerate(views))
