@@ -45,9 +45,8 @@ COMMON: dict[str, Any] = {
 }
 # ROG's optimisation loop as the ``rog-core`` preset defines it (squared L2, true labels, every
 # channel, no analytic stage, no prior, one start), spelled out so that ``--quick`` can lower the
-# iterations (a preset fixes them at 100). The run config cannot choose the latent start, so
-# these settings use medleak's default start, not the preset's uniform one: "rog-l2", not
-# "rog-core".
+# iterations (a preset fixes them at 100). "rog-l2" starts from medleak's gray latent; "rog-core"
+# from the preset's uniform one, so it is the preset exactly.
 ROG_L2: dict[str, Any] = {
     "attack.name": "rog",
     "attack.labels": "known",
@@ -57,7 +56,9 @@ ROG_L2: dict[str, Any] = {
     "attack.scale_factor": 4,
     "attack.restarts": 1,
     "attack.analytic": False,
+    "attack.init": "gray",
 }
+ROG_CORE: dict[str, Any] = {**ROG_L2, "attack.init": "uniform"}
 SETTINGS: dict[str, dict[str, Any]] = {
     "rog-l2/none/lenet": {**ROG_L2, "model.name": "lenet"},
     "rog-l2/none/resnet18-rog": {**ROG_L2, "model.name": "resnet18-rog"},
@@ -69,6 +70,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "data.image_size": 32,
     },
     "rog-l2/none/resnet18": {**ROG_L2, "model.name": "resnet18"},
+    "rog-core/none/lenet": {**ROG_CORE, "model.name": "lenet"},
     "rog/none/lenet": {"model.name": "lenet"},
     "rog/gaussian0.1/lenet": {"model.name": "lenet", "defenses": ["gaussian:relative=0.1"]},
     "rog/topk0.1/lenet": {"model.name": "lenet", "defenses": ["topk:ratio=0.1"]},

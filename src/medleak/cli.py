@@ -15,142 +15,6 @@ from medleak.errors import MedleakError, RunFailed
 EXIT_USAGE = 2
 EXIT_RUN_FAILED = 3
 
-# option -> (dotted config key, argparse keyword arguments)
-ATTACK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "--seed": ("seed", {"type": int, "help": "seed for the model, data, defenses and attack"}),
-    "--threads": ("threads", {"type": int, "help": "torch CPU threads (default: torch's)"}),
-    "--data": ("data.source", {"help": "'phantom' (synthetic, default), a folder, or a .npz"}),
-    "--split": ("data.split", {"help": "Kaggle/MedMNIST split: train, val or test (default test)"}),
-    "--image-size": ("data.image_size", {"type": int, "help": "side in pixels (default 128)"}),
-    "--resize": (
-        "data.resize",
-        {"choices": ["crop", "squash"], "help": "square by centre crop or stretch"},
-    ),
-    "--order": (
-        "data.order",
-        {"choices": ["balanced", "sorted"], "help": "interleave classes or not"},
-    ),
-    "--batch-size": (
-        "data.batch_size",
-        {"type": int, "help": "images in the client batch (default 4)"},
-    ),
-    "--offset": ("data.offset", {"type": int, "help": "first image of the batch (default 0)"}),
-    "--phantom-count": ("data.phantom_count", {"type": int, "help": "phantom data set size"}),
-    "--model": ("model.name", {"help": "lenet, lenet-dlg, resnet18-rog or resnet18"}),
-    "--channels": (
-        "model.channels",
-        {"type": int, "choices": [1, 3], "help": "model input channels"},
-    ),
-    "--weights": (
-        "model.weights",
-        {"help": "trained weights (.safetensors or a torch state dict)"},
-    ),
-    "--fl": ("fl.algorithm", {"choices": ["fedsgd", "fedavg"], "help": "client algorithm"}),
-    "--local-steps": ("fl.local_steps", {"type": int, "help": "FedAvg local SGD steps tau"}),
-    "--local-lr": ("fl.local_lr", {"type": float, "help": "FedAvg local learning rate"}),
-    "--send-buffers": (
-        "fl.send_buffers",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "help": "the update carries BatchNorm running statistics (default: FedAvg yes)",
-        },
-    ),
-    "--defense": (
-        "defenses",
-        {
-            "action": "append",
-            "metavar": "SPEC",
-            "help": "obfuscation NAME:key=value,... (repeat to chain)",
-        },
-    ),
-    "--attack": ("attack.name", {"help": "rog (default), ig or dlg"}),
-    "--iterations": (
-        "attack.iterations",
-        {"type": int, "help": "optimisation steps (default 100)"},
-    ),
-    "--scale-factor": (
-        "attack.scale_factor",
-        {"type": int, "help": "ROG latent downscale (default 4)"},
-    ),
-    "--reconstruct-channels": (
-        "attack.reconstruct_channels",
-        {
-            "choices": ["gray", "all"],
-            "help": "optimise one gray channel (default) or every channel",
-        },
-    ),
-    "--labels": (
-        "attack.labels",
-        {"choices": ["known", "inferred"], "help": "known = oracle; inferred = from the update"},
-    ),
-    "--aware": (
-        "attack.aware",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "help": "obfuscation-aware matching loss (default on)",
-        },
-    ),
-    "--restarts": (
-        "attack.restarts",
-        {"type": int, "help": "random starts, best by matching loss (default 1)"},
-    ),
-    "--analytic": (
-        "attack.analytic",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "help": "ROG: disaggregate the batch at a wide linear layer (default on)",
-        },
-    ),
-    "--bn-statistics": (
-        "attack.bn_statistics",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "help": "match BatchNorm statistics from the sent buffers (default: when sent)",
-        },
-    ),
-    "--fedavg-model": (
-        "attack.fedavg_model",
-        {
-            "choices": ["unroll", "first-order"],
-            "help": "attacker's model of FedAvg: unroll tau steps (default) or tau x one gradient",
-        },
-    ),
-    "--feature-iterations": (
-        "attack.feature_iterations",
-        {
-            "type": int,
-            "help": "ROG analytic stage: feature-inversion steps (default: --iterations)",
-        },
-    ),
-    "--soft-labels": (
-        "attack.soft_labels",
-        {"action": "store_true", "default": None, "help": "DLG: optimise labels jointly"},
-    ),
-    "--preset": (
-        "attack.preset",
-        {"choices": ["rog-core"], "help": "rog-core = the reference ROG core exactly"},
-    ),
-    "--attack-lr": ("attack.lr", {"type": float, "help": "attack step size (default: published)"}),
-    "--tv": ("attack.tv", {"type": float, "help": "total-variation weight (Inverting Gradients)"}),
-    "--prior": (
-        "attack.prior",
-        {"help": "post-processing: auto (default), none, classical, or a prior.safetensors"},
-    ),
-    "--gallery-size": (
-        "metrics.gallery_size",
-        {"type": int, "help": "re-identification distractors"},
-    ),
-    "--lpips-weights": ("metrics.lpips_weights", {"help": "folder with LPIPS AlexNet weights"}),
-    "--show-sources": (
-        "metrics.show_sources",
-        {
-            "action": "store_const",
-            "const": True,
-            "help": "keep real file names in the outputs (default: a keyed pseudonym)",
-        },
-    ),
-}
-
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is a single line rather than usage text plus error."""
@@ -159,16 +23,24 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _attack_arguments(parser: argparse.ArgumentParser) -> None:
+def _attack_arguments(parser: argparse.ArgumentParser, config_flags: bool) -> None:
     parser.add_argument("--config", help="YAML config; explicit options override it")
     parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
-    for flag, (_, kwargs) in ATTACK_OPTIONS.items():
-        parser.add_argument(flag, **{"default": None, **kwargs})
+    if config_flags:
+        from medleak.cli_flags import add_config_flags
+
+        add_config_flags(parser)  # one flag per config field that declares one
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands whose flags are generated from config fields (``cli_flags``).
+GENERATED_FLAGS = ("attack", "train-prior")
+
+
+def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentParser:
+    """The parser. Only the commands in ``full`` get their flags generated from config fields:
+    that metadata lives in the domain packages, and importing them imports torch (seconds)."""
     parser = OneLineParser(
         prog="medleak",
         description="How much of a client's chest X-rays can a federated-learning server rebuild?",
@@ -176,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medleak {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     attack = commands.add_parser("attack", help="attack one client update and score it")
-    _attack_arguments(attack)
+    _attack_arguments(attack, "attack" in full)
     demo = commands.add_parser("demo", help="a small attack on synthetic phantoms (about 1 minute)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -184,19 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     prior = commands.add_parser(
         "train-prior", help="train the learned post-processing prior (a small U-Net)"
     )
-    prior.add_argument("--data", default="phantom", help="training images: 'phantom' or a path")
-    prior.add_argument("--split", default=None, help="Kaggle/MedMNIST split (use train)")
     prior.add_argument("--out", required=True, help="output .safetensors file")
-    prior.add_argument("--image-size", type=int, default=128, help="side in pixels")
-    prior.add_argument("--count", type=int, default=300, help="training images (phantoms)")
-    prior.add_argument("--epochs", type=int, default=8, help="passes over the images")
-    prior.add_argument("--width", type=int, default=16, help="U-Net base channels")
-    prior.add_argument("--seed", type=int, default=0, help="seed for data and training")
+    if "train-prior" in full:
+        from medleak.attacks.priors.learned import TrainConfig
+        from medleak.cli_flags import add_config_flags
+
+        add_config_flags(prior, TrainConfig, grouped=False)
     prior.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     prior.add_argument("--quiet", action="store_true", help="no progress bar")
     from medleak.cli_sweep import add_parsers
 
     add_parsers(commands)
+    from medleak.cli_findings import add_parser as add_findings_parser
+
+    add_findings_parser(commands)
     report = commands.add_parser("report", help="one HTML report from one or more run folders")
     report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
     report.add_argument(
@@ -216,15 +89,6 @@ def _version() -> str:
         return version("medleak")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for flag, (key, _) in ATTACK_OPTIONS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is not None:
-            values[key] = value
-    return values
 
 
 def _set_threads(threads: int | None) -> None:
@@ -313,10 +177,11 @@ def _summary(record: dict[str, Any], out: Path) -> str:
 
 
 def command_attack(args: argparse.Namespace) -> int:
+    from medleak.cli_flags import config_overrides
     from medleak.experiments.config import RunConfig, apply_overrides, load_config
 
     base = load_config(args.config) if args.config else RunConfig()
-    config = apply_overrides(base, _overrides(args))
+    config = apply_overrides(base, config_overrides(args))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/{config.attack.name}-{config.model.name}-{stamp}")
     record = _run_attack(config, out, args.quiet, args.force)
@@ -346,6 +211,12 @@ def _holds_demo(out: Path, config: Any) -> bool:
     try:
         old = json.loads((out / "metrics.json").read_text()).get("config", {})
     except (OSError, ValueError, AttributeError):
+        return False
+    from medleak.experiments.config import from_dict
+
+    try:  # read back through the config, so keys added since that demo take their defaults
+        old = from_dict(old).to_dict()
+    except (MedleakError, TypeError):
         return False
     new = config.to_dict()
     return {k: v for k, v in old.items() if k != "threads"} == {
@@ -379,17 +250,11 @@ def command_report(args: argparse.Namespace) -> int:
 def command_train_prior(args: argparse.Namespace) -> int:
 
     from medleak.attacks.priors.learned import TrainConfig, train_prior_file
+    from medleak.cli_flags import config_overrides
+    from medleak.experiments.config import build
 
     _set_threads(args.threads)
-    config = TrainConfig(
-        data=args.data,
-        split=args.split,
-        image_size=args.image_size,
-        count=args.count,
-        epochs=args.epochs,
-        width=args.width,
-        seed=args.seed,
-    )
+    config = build(TrainConfig, config_overrides(args, TrainConfig))
     loss = train_prior_file(config, Path(args.out), quiet=args.quiet)
     print(f"prior written to {args.out} (final training loss {loss:.4g})")
     return 0
@@ -404,10 +269,17 @@ def _sweep_command(name: str) -> Any:
     return command
 
 
+def _findings_command(args: argparse.Namespace) -> int:
+    from medleak.cli_findings import command_findings
+
+    return command_findings(args)
+
+
 COMMANDS = {
     "sweep": _sweep_command("sweep"),
     "train": _sweep_command("train"),
     "results": _sweep_command("results"),
+    "findings": _findings_command,
     "attack": command_attack,
     "train-prior": command_train_prior,
     "demo": command_demo,
@@ -420,15 +292,21 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:  #
     return f"medleak: warning: {message}\n"
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the top level has options only, no values)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
     warnings.formatwarning = _one_line_warning
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
-        build_parser().print_help()
+        build_parser(full=()).print_help()
         return 0
-    args = build_parser().parse_args(argv)
+    # Only the command asked for gets its generated flags; the others start without torch.
+    args = build_parser(full=[_command(argv) or ""]).parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except MedleakError as exc:

@@ -110,7 +110,6 @@ def command_train(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from medleak.cli import _set_threads
-    from medleak.data import DataSpec
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
     from medleak.experiments.sweep_spec import _set_dotted, parse_set
@@ -138,20 +137,15 @@ def command_train(args: argparse.Namespace) -> int:
     train.check()
     _set_threads(args.threads if args.threads is not None else config.threads)
     chain = build_chain(config.defenses)
+    split = load_split(config.data.federation_spec(), config.seed, train.eval_split)
     model = build_model(
         config.model.name,
         config.model.channels,
         config.data.image_size,
         config.seed,
+        num_classes=config.model.classes_for(split.classes),
         weights=config.model.weights,
     )
-    spec = DataSpec(
-        source=config.data.source,
-        image_size=config.data.image_size,
-        resize=config.data.resize,  # type: ignore[arg-type]
-        phantom_count=config.data.phantom_count,
-    )
-    split = load_split(spec, config.seed, train.eval_split)
     print(f"data: {split.description}")
 
     def progress(r: int, scores: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from medleak.experiments.sweep_spec import expand
 
 pytest.importorskip("ray")
 
-TIMING = {"seconds", "seconds_per_iteration", "cpu", "threads", "git_commit"}
+TIMING = {"seconds", "seconds_per_iteration", "cpu_seconds", "cpu", "threads", "git_commit"}
 
 
 def _results(path: Path, backend) -> dict[str, tuple[str, dict]]:

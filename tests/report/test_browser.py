@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import make_run_dir
 from PIL import Image, ImageStat
+from test_frontier import _store as make_sweep_store
 
+from medleak.metrics.verdict import OUTCOMES
 from medleak.report import write_report
 from medleak.report.html import load_run_view, verdict
 
@@ -40,10 +42,13 @@ def reports(tmp_path_factory) -> dict[str, tuple[Path, list[Path]]]:
         with_tensors=False,
     )
     kinds = {"one run": [plain], "several runs": [plain, topk, dp]}
-    return {
+    store = make_sweep_store(base / "sweep.db")
+    reports = {
         kind: (write_report(runs, base / f"{kind.replace(' ', '-')}.html"), runs)
         for kind, runs in kinds.items()
     }
+    reports["store with frontier"] = (write_report([store], base / "store.html"), [])
+    return reports
 
 
 class Opened:
@@ -77,7 +82,8 @@ def opened(chromium):
         p.close()
 
 
-KINDS = ["one run", "several runs"]
+KINDS = ["one run", "several runs", "store with frontier"]
+RUN_KINDS = KINDS[:2]  # reports with run sections (a verdict badge and a configuration each)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -99,7 +105,7 @@ def _verdict_sentences(runs: list[Path]) -> list[str]:
     return [verdict(load_run_view(r).metrics)[1] for r in runs]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", RUN_KINDS)
 def test_every_verdict_is_on_the_first_screen(kind, reports, opened) -> None:
     path, runs = reports[kind]
     page = opened(path).page
@@ -142,7 +148,7 @@ def test_tables_sort_when_a_header_is_clicked(reports, opened) -> None:
     assert report.errors == []
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", RUN_KINDS)
 def test_configuration_expands_when_clicked(kind, reports, opened) -> None:
     report = opened(reports[kind][0])
     config = report.page.locator("details.config").first
@@ -207,3 +213,28 @@ def test_print_view_opens_the_configuration_drops_widgets_and_breaks_between_run
     assert len(style["breaks"]) == 1 + 3  # the comparison, then one section per run
     assert style["marker"] == "none" and style["cursor"] == "auto"
     assert set(style["tables"]) == {"table"}  # whole tables on paper, not scroll boxes
+
+
+def test_the_frontier_ranking_sorts_and_shows_a_verdict_per_defense(reports, opened) -> None:
+    page = opened(reports["store with frontier"][0]).page
+    table = "table.ranking"
+    assert set(_column(page, table, "verdict")) <= set(OUTCOMES)
+    page.locator(f"{table} thead th", has_text="accuracy").first.click()
+    accuracy = [float(v) for v in _column(page, table, "accuracy")]
+    assert len(accuracy) == 4 and accuracy == sorted(accuracy)
+
+
+def test_the_store_report_opens_with_each_defense_verdict(reports, opened) -> None:
+    path, _ = reports["store with frontier"]
+    page = opened(path).page
+    sentences = page.locator(".conclusion p.verdict").all_inner_texts()
+    assert len(sentences) == 4  # one per defense setting in the store
+    assert {s.split(": ")[0] for s in sentences} == {
+        "none",
+        "topk:ratio=0.1",
+        "dp:c=1,z=2",
+        "gaussian:relative=0.1",
+    }
+    for sentence in sentences:
+        box = page.get_by_text(sentence, exact=True).first.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= DESKTOP["height"], sentence

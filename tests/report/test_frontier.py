@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from medleak.cli import main
-from medleak.experiments.sqlite_store import SweepStore
-from medleak.report.frontier import collect, pareto
+from medleak.experiments.sqlite_store import StoredRun, SweepStore
+from medleak.metrics.verdict import LEAKS, judge
+from medleak.report.frontier import collect, pareto, setting_verdict, store_conclusion
 
 
 def _store(path: Path) -> Path:
@@ -79,3 +80,25 @@ def test_report_accepts_a_store_and_ranks_defenses(tmp_path: Path) -> None:
     assert html.count("(front)") == 3 and "verdict" in html
     assert html.count("data:image/png;base64,") >= 2  # frontier + accuracy curves
     assert "http://" not in html and "https://" not in html
+
+
+def _attack(run_id: str, metrics: dict) -> StoredRun:
+    config = {"defenses": ["topk:ratio=0.1"], "attack": {"name": "rog"}}
+    return StoredRun(
+        run_id, "attack", "finished", "topk", config, None, metrics, {}, None, 1.0, None, None
+    )
+
+
+def test_one_leaking_seed_makes_the_setting_leak_and_safety_needs_every_seed() -> None:
+    leaky = {"ssim": 0.9, "blank_ssim": 0.1, "psnr": 30.0, "blank_psnr": 12.0}
+    floor = {"ssim": 0.1, "blank_ssim": 0.1, "psnr": 12.0, "blank_psnr": 12.0}
+    for mixed, expected in (([floor, leaky], LEAKS), ([floor, floor], judge(floor).outcome)):
+        setting = collect([_attack(f"r{i}", m) for i, m in enumerate(mixed)])[0]
+        assert setting_verdict(setting).outcome == expected
+
+
+def test_the_store_conclusion_names_each_setting_once(tmp_path: Path) -> None:
+    with SweepStore(_store(tmp_path / "s.db")) as store:
+        html = store_conclusion(collect(store.runs()))
+    assert html.count('class="verdict') == 4
+    assert "none: " in html and "dp:c=1,z=2: " in html

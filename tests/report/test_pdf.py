@@ -76,3 +76,16 @@ def test_pdf_without_a_browser_is_one_line_naming_how_to_get_one(
     monkeypatch.setenv("PATH", str(tmp_path))  # no chromium on PATH either
     assert main(["report", str(runs[0]), "--pdf", str(out)]) == 2
     assert "apt-get install chromium" in capsys.readouterr().err
+
+
+def test_a_sweep_store_prints_with_its_frontier_and_verdicts(chromium, tmp_path) -> None:
+    from test_frontier import _store
+
+    store = _store(tmp_path / "sweep.db")
+    pdf = tmp_path / "frontier.pdf"
+    assert main(["report", str(store), "--pdf", str(pdf)]) == 0
+    reader = PdfReader(pdf)
+    text = _words(" ".join(page.extract_text() for page in reader.pages))
+    assert "Frontier: sweep.db" in text
+    assert "topk:ratio=0.1:" in text  # the setting's verdict sentence, at the top
+    assert sum(len(page.images) for page in reader.pages) >= 1  # the frontier plot

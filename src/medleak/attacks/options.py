@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from medleak.errors import ConfigError
+from medleak.flags import option
 
 ReconstructChannels = Literal["gray", "all"]
 LabelsChoice = Literal["known", "inferred"]
@@ -43,21 +44,49 @@ class AttackOptions:
         ``first-order`` (tau times one gradient at the sent weights; tau times cheaper).
     """
 
-    iterations: int = 100
-    scale_factor: int = 4
-    reconstruct_channels: ReconstructChannels = "gray"
-    labels: LabelsChoice = "known"
-    lr: float | None = None
-    tv: float | None = None
-    prior: str = "auto"
-    aware: bool = True
-    restarts: int = 1
-    analytic: bool = True
-    feature_iterations: int | None = None
-    soft_labels: bool = False
-    init: Literal["uniform", "gray"] = "gray"
-    bn_statistics: bool | None = None
-    fedavg_model: Literal["unroll", "first-order"] = "unroll"
+    iterations: int = option(100, "--iterations", "optimisation steps")
+    scale_factor: int = option(4, "--scale-factor", "ROG latent downscale")
+    reconstruct_channels: ReconstructChannels = option(
+        "gray",
+        "--reconstruct-channels",
+        "optimise one gray channel (default) or every channel",
+    )
+    labels: LabelsChoice = option("known", "--labels", "known = oracle; inferred = from the update")
+    lr: float | None = option(None, "--attack-lr", "attack step size", default_text="published")
+    tv: float | None = option(None, "--tv", "total-variation weight (Inverting Gradients)")
+    prior: str = option(
+        "auto",
+        "--prior",
+        "post-processing: auto (default), none, classical, or a prior.safetensors",
+    )
+    aware: bool = option(True, "--aware", "obfuscation-aware matching loss")
+    restarts: int = option(1, "--restarts", "random starts, best by matching loss")
+    analytic: bool = option(
+        True, "--analytic", "ROG: disaggregate the batch at a wide linear layer"
+    )
+    feature_iterations: int | None = option(
+        None,
+        "--feature-iterations",
+        "ROG analytic stage: feature-inversion steps",
+        default_text="--iterations",
+    )
+    soft_labels: bool = option(
+        False, "--soft-labels", "DLG: optimise labels jointly", kind="switch"
+    )
+    init: Literal["uniform", "gray"] = option(
+        "gray", "--init", "ROG's latent start: uniform in [0, 1] (the reference) or gray"
+    )
+    bn_statistics: bool | None = option(
+        None,
+        "--bn-statistics",
+        "match BatchNorm statistics from the sent buffers",
+        default_text="when sent",
+    )
+    fedavg_model: Literal["unroll", "first-order"] = option(
+        "unroll",
+        "--fedavg-model",
+        "attacker's model of FedAvg: unroll tau steps (default) or tau x one gradient",
+    )
 
     def __post_init__(self) -> None:
         if self.iterations < 1:

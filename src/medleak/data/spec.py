@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from medleak.errors import ConfigError
+from medleak.flags import option
 
 Resize = Literal["crop", "squash"]
 Order = Literal["balanced", "sorted"]
@@ -30,12 +31,14 @@ class DataSpec:
     phantom_count: how many images the phantom data set holds.
     """
 
-    source: str = "phantom"
-    split: str | None = None
-    image_size: int = 128
-    resize: Resize = "crop"
-    order: Order = "balanced"
-    phantom_count: int = 200
+    source: str = option("phantom", "--data", "'phantom' (synthetic, default), a folder, or a .npz")
+    split: str | None = option(
+        None, "--split", "Kaggle/MedMNIST split: train, val or test", default_text="test"
+    )
+    image_size: int = option(128, "--image-size", "side in pixels")
+    resize: Resize = option("crop", "--resize", "square by centre crop or stretch")
+    order: Order = option("balanced", "--order", "interleave classes or not")
+    phantom_count: int = option(200, "--phantom-count", "phantom data set size")
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():

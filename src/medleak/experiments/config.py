@@ -2,6 +2,11 @@
 
 Precedence: defaults < ``--config FILE`` < explicit command-line options. The resolved
 configuration is saved beside the results so the same numbers can be produced again.
+
+One source of truth: the sections are the domain objects (``fl`` *is* ``FLSettings``; ``data``
+and ``attack`` extend ``DataSpec`` and ``AttackOptions`` with the batch choice and the attack's
+name), and every field carries its CLI flag (``medleak.flags.option``), from which ``medleak
+attack``'s flags and help are generated (``config_flags``). A new option is one field.
 """
 
 from __future__ import annotations
@@ -11,78 +16,123 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 
+from medleak.attacks.options import AttackOptions
+from medleak.attacks.presets import PRESETS, apply_preset
+from medleak.data.spec import DataSpec
 from medleak.errors import ConfigError
+from medleak.fl.update import FLSettings
+from medleak.flags import Flag, flag_of, option
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
-@dataclass
-class DataConfig:
-    source: str = "phantom"
-    split: str | None = None
-    image_size: int = 128
-    resize: str = "crop"
-    order: str = "balanced"
-    batch_size: int = 4
-    offset: int = 0
-    phantom_count: int = 200
+@dataclass(frozen=True)
+class DataConfig(DataSpec):
+    """Which images (a ``DataSpec``) and which of them form the client's batch."""
+
+    batch_size: int = option(4, "--batch-size", "images in the client batch")
+    offset: int = option(0, "--offset", "first image of the batch")
+
+    def spec(self) -> DataSpec:
+        """The data set part, for ``data.open_dataset``."""
+        return project(self, DataSpec)
+
+    def federation_spec(self) -> DataSpec:
+        """The data a federated training draws from: the batch choice (split, order) does not
+        apply, so those stay at their defaults."""
+        return dataclasses.replace(self.spec(), split=None, order="balanced")
 
 
-@dataclass
+#: The FL section is the client's settings themselves: nothing to add, nothing to copy.
+FLConfig = FLSettings
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    name: str = "lenet"
-    channels: int = 3
-    weights: str | None = None
+    """The victim model. ``round`` (sweep specs only) attacks that round of a training."""
+
+    name: str = option("lenet", "--model", "lenet, lenet-dlg, resnet18-rog or resnet18")
+    channels: Literal[1, 3] = option(3, "--channels", "model input channels")
+    weights: str | None = option(
+        None, "--weights", "trained weights (.safetensors or a torch state dict)"
+    )
     round: int | None = None
+    num_classes: int | None = option(
+        None,
+        "--num-classes",
+        "classifier outputs",
+        default_text="the data's classes, at least 2",
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_classes is not None and self.num_classes < 2:
+            raise ConfigError(f"model.num_classes must be >= 2, got {self.num_classes}")
+
+    def classes_for(self, data_classes: int) -> int:
+        """The model's outputs: ``num_classes``, or the data's classes (at least 2: a single
+        output has a constant softmax, so no gradient to leak). Fewer than the data's classes
+        is bad input: labels beyond the head would fail deep inside the loss."""
+        if self.num_classes is None:
+            return max(2, data_classes)
+        if data_classes > self.num_classes:
+            raise ConfigError(
+                f"the data has {data_classes} classes but model.num_classes is "
+                f"{self.num_classes}; raise --num-classes or leave it unset (default: the data's)"
+            )
+        return self.num_classes
 
 
-@dataclass
-class FLConfig:
-    algorithm: str = "fedsgd"
-    local_steps: int = 1
-    local_lr: float = 1e-4
-    send_buffers: bool | None = None
+@dataclass(frozen=True)
+class AttackConfig(AttackOptions):
+    """Which attack, and its options (an ``AttackOptions``), optionally through a preset."""
+
+    name: str = option("rog", "--attack", "rog (default), ig or dlg")
+    preset: str | None = option(
+        None, "--preset", "rog-core = the reference ROG core exactly", choices=tuple(PRESETS)
+    )
+
+    def options(self) -> AttackOptions:
+        """What the attack receives: these options with the preset's fields applied."""
+        return apply_preset(self.preset, project(self, AttackOptions))
 
 
-@dataclass
-class AttackConfig:
-    name: str = "rog"
-    iterations: int = 100
-    scale_factor: int = 4
-    reconstruct_channels: str = "gray"
-    labels: str = "known"
-    lr: float | None = None
-    tv: float | None = None
-    prior: str = "auto"
-    aware: bool = True
-    restarts: int = 1
-    analytic: bool = True
-    feature_iterations: int | None = None
-    soft_labels: bool = False
-    preset: str | None = None
-    bn_statistics: bool | None = None
-    fedavg_model: str = "unroll"
-
-
-@dataclass
+@dataclass(frozen=True)
 class MetricsConfig:
-    gallery_size: int = 100
-    lpips_weights: str | None = None
-    show_sources: bool = False  # keep real file names in outputs (they may carry patient numbers)
+    gallery_size: int = option(100, "--gallery-size", "re-identification distractors")
+    lpips_weights: str | None = option(None, "--lpips-weights", "folder with LPIPS AlexNet weights")
+    # keep real file names in outputs (they may carry patient numbers)
+    show_sources: bool = option(
+        False,
+        "--show-sources",
+        "keep real file names in the outputs",
+        kind="switch",
+        default_text="a keyed pseudonym",
+    )
 
 
 @dataclass
 class RunConfig:
     """Everything that determines a run's numbers (the output folder does not)."""
 
-    seed: int = 0
-    threads: int | None = None
+    seed: int = option(0, "--seed", "seed for the model, data, defenses and attack")
+    threads: int | None = option(None, "--threads", "torch CPU threads", default_text="torch's")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    fl: FLConfig = field(default_factory=FLConfig)
-    defenses: list[Any] = field(default_factory=list)
+    fl: FLSettings = field(default_factory=FLSettings)
+    defenses: list[Any] = option(
+        default_factory=list,
+        flag="--defense",
+        help="obfuscation NAME:key=value,... (repeat to chain)",
+        kind="append",
+        metavar="SPEC",
+    )
     attack: AttackConfig = field(default_factory=AttackConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
@@ -90,48 +140,143 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+def project(value: Any, cls: type[T]) -> T:
+    """``cls`` built from the fields of ``value`` that ``cls`` has (a config section -> its
+    domain object), so no field is ever copied by hand."""
+    return cls(**{f.name: getattr(value, f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class ConfigFlag:
+    """One CLI flag generated from a config field: its dotted key, metadata, type and default."""
+
+    key: str
+    flag: Flag
+    hint: Any
+    default: Any
+
+    @property
+    def section(self) -> str:
+        return self.key.rpartition(".")[0]
+
+
+def _is_section(hint: Any) -> bool:
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def config_flags(cls: type = RunConfig, prefix: str = "") -> list[ConfigFlag]:
+    """Every field of ``cls`` (sections included) that declares a flag, in field order."""
+    hints = typing.get_type_hints(cls)
+    out: list[ConfigFlag] = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if _is_section(hint):
+            out.extend(config_flags(hint, f"{prefix}{f.name}."))
+        elif (declared := flag_of(f)) is not None:
+            out.append(ConfigFlag(prefix + f.name, declared, hint, _default(f)))
+    return out
+
+
+def config_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted key a YAML file, ``--set`` or a sweep axis may set, flag or not."""
+    hints = typing.get_type_hints(cls)
+    keys: list[str] = []
+    for f in dataclasses.fields(cls):
+        if _is_section(hints[f.name]):
+            keys.extend(config_keys(hints[f.name], f"{prefix}{f.name}."))
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def scalar_options(hint: Any) -> tuple[Any, ...]:
+    """The alternatives of an annotation, ``None`` included: ``int | None`` -> (int, NoneType)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Convert a YAML/CLI value to the field's type, or say which key is wrong."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    """Convert a YAML/CLI value to the field's type, or say which key is wrong.
+
+    A ``Literal`` converts to its values' type; whether the value is one of them is the domain
+    object's check (its message names the choices).
+    """
+    options = scalar_options(hint)
     if value is None:
         if type(None) in options:
             return None
         raise ConfigError(f"config key {key!r} must not be empty")
-    for option in options:
-        if option is type(None):
+    expanded: list[Any] = []
+    for option_ in options:
+        if typing.get_origin(option_) is Literal:
+            expanded.extend(dict.fromkeys(type(v) for v in typing.get_args(option_)))
+        else:
+            expanded.append(option_)
+    for option_ in expanded:
+        if option_ is type(None):
             continue
-        if option is bool and isinstance(value, bool):
+        if option_ is bool and isinstance(value, bool):
             return value
-        if option is int and not isinstance(value, bool):
+        if option_ is int and not isinstance(value, bool):
             if isinstance(value, int):
                 return value
             if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
                 return int(value)
             if isinstance(value, float) and value.is_integer():
                 return int(value)
-        if option is float and not isinstance(value, bool):
+        if option_ is float and not isinstance(value, bool):
             try:
                 return float(value)
             except (TypeError, ValueError):
                 pass
-        if option is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if option_ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        if typing.get_origin(option) is list:
+        if typing.get_origin(option_) is list:
             return list(value) if isinstance(value, (list, tuple)) else [value]
-    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    names = " or ".join(getattr(o, "__name__", str(o)) for o in expanded)
     raise ConfigError(f"config key {key!r} must be {names}, got {value!r}")
 
 
-def _merge(target: Any, mapping: dict[str, Any], prefix: str) -> None:
+def _check_mapping(mapping: Any, prefix: str, names: set[str]) -> None:
     if not isinstance(mapping, dict):
         raise ConfigError(f"config section {prefix.rstrip('.') or 'top'!r} must be a mapping")
-    hints = typing.get_type_hints(type(target))
-    names = {f.name for f in dataclasses.fields(target)}
-    for key, value in mapping.items():
+    for key in mapping:
         if key not in names:
             raise ConfigError(
                 f"unknown config key {prefix + str(key)!r}; known: {', '.join(sorted(names))}"
             )
+
+
+def build(cls: type[T], mapping: Any, prefix: str = "") -> T:
+    """An instance of the config dataclass ``cls`` from a (partial) mapping: unset keys keep
+    their defaults, sections recurse, values are coerced, and the domain objects validate."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    _check_mapping(mapping, prefix, names)
+    values: dict[str, Any] = {}
+    for key, value in mapping.items():
+        hint = hints[key]
+        if _is_section(hint):
+            values[key] = build(hint, value or {}, f"{prefix}{key}.")
+        else:
+            values[key] = _coerce(value, hint, prefix + key)
+    return cls(**values)
+
+
+def _merge(target: Any, mapping: dict[str, Any], prefix: str) -> None:
+    """Set keys of a mutable dataclass in place (``train:`` sections use it)."""
+    hints = typing.get_type_hints(type(target))
+    _check_mapping(mapping, prefix, {f.name for f in dataclasses.fields(target)})
+    for key, value in mapping.items():
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value or {}, f"{prefix}{key}.")
@@ -162,9 +307,7 @@ def _deep(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_dict(mapping: dict[str, Any] | None) -> RunConfig:
-    config = RunConfig()
-    _merge(config, mapping or {}, "")
-    return config
+    return build(RunConfig, mapping or {})
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -30,6 +30,8 @@ RECORD_SCHEMA = 1
 # 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config.
 RUN_ID_SCHEME = 2
 EXCLUDED = (("threads",), ("metrics", "lpips_weights"))
+# Config keys that did not exist when scheme 1 ids were made: (section, key, the value implied).
+SINCE_SCHEME_1 = (("model", "num_classes", None), ("attack", "init", "gray"))
 # Keys of ``data`` that choose the attacked batch, not the federation: a training ignores them.
 BATCH_ONLY = ("offset", "order", "batch_size", "split")
 
@@ -97,6 +99,10 @@ def run_id(config: RunConfig, kind: str = "attack", train: dict[str, Any] | None
 def legacy_sweep_id(config: RunConfig, kind: str, train: dict[str, Any] | None = None) -> str:
     """The id the first sweep store (scheme 1) gave this run: found only to report it."""
     raw = config.to_dict()
+    # keys added after scheme 1; at these values the run is the one scheme 1 described
+    for section, key, implicit in SINCE_SCHEME_1:
+        if raw[section].get(key, implicit) == implicit:
+            raw[section].pop(key, None)
     if kind == "train":
         assert train is not None
         payload = {

@@ -18,11 +18,10 @@ from medleak.attacks import (
     Progress,
     Reconstruction,
     ServerKnowledge,
-    apply_preset,
     check_prior,
     get_attack,
 )
-from medleak.data import Batch, Dataset, DataSpec, open_dataset, select_batch
+from medleak.data import Batch, Dataset, open_dataset, select_batch
 from medleak.defenses import DefenseChain, build_chain
 from medleak.errors import ConfigError, RunFailed
 from medleak.experiments.config import RunConfig
@@ -73,41 +72,21 @@ def plan_run(config: RunConfig) -> Plan:
             f"image size {config.data.image_size} is above the supported {MAX_IMAGE_SIZE} px "
             "(gradient inversion at that size needs far more memory than a workstation has)"
         )
-    options = AttackOptions(
-        iterations=config.attack.iterations,
-        scale_factor=config.attack.scale_factor,
-        reconstruct_channels=config.attack.reconstruct_channels,  # type: ignore[arg-type]
-        labels=config.attack.labels,  # type: ignore[arg-type]
-        lr=config.attack.lr,
-        tv=config.attack.tv,
-        prior=config.attack.prior,
-        aware=config.attack.aware,
-        restarts=config.attack.restarts,
-        analytic=config.attack.analytic,
-        feature_iterations=config.attack.feature_iterations,
-        soft_labels=config.attack.soft_labels,
-        bn_statistics=config.attack.bn_statistics,
-        fedavg_model=config.attack.fedavg_model,  # type: ignore[arg-type]
-    )
-    options = apply_preset(config.attack.preset, options)
+    options = config.attack.options()
     check_prior(options.prior)
     if config.attack.name == "rog" and config.data.image_size % options.scale_factor:
         raise ConfigError(
             f"image size {config.data.image_size} is not divisible by scale factor "
             f"{options.scale_factor}"
         )
-    settings = FLSettings(
-        algorithm=config.fl.algorithm,  # type: ignore[arg-type]
-        local_steps=config.fl.local_steps,
-        local_lr=config.fl.local_lr,
-        send_buffers=config.fl.send_buffers,
-    )
     chain = build_chain(config.defenses)
+    dataset = open_dataset(config.data.spec(), seed=config.seed)
     model = build_model(
         config.model.name,
         config.model.channels,
         config.data.image_size,
         seed=config.seed,
+        num_classes=config.model.classes_for(len(dataset.classes)),
         weights=config.model.weights,
     )
     exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
@@ -118,18 +97,9 @@ def plan_run(config: RunConfig) -> Plan:
         image_size=config.data.image_size,
         unrolled_steps=config.fl.local_steps if exact_unroll else 1,
     )
-    spec = DataSpec(
-        source=config.data.source,
-        split=config.data.split,
-        image_size=config.data.image_size,
-        resize=config.data.resize,  # type: ignore[arg-type]
-        order=config.data.order,  # type: ignore[arg-type]
-        phantom_count=config.data.phantom_count,
-    )
-    dataset = open_dataset(spec, seed=config.seed)
     batch = select_batch(dataset, config.data.batch_size, config.data.offset)
     victim_indices = list(range(config.data.offset, config.data.offset + config.data.batch_size))
-    return Plan(config, dataset, batch, victim_indices, model, settings, chain, options)
+    return Plan(config, dataset, batch, victim_indices, model, config.fl, chain, options)
 
 
 def gallery_for(plan: Plan) -> tuple[torch.Tensor | None, list[str | None]]:

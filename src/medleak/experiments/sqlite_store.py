@@ -13,7 +13,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,6 +230,23 @@ class SweepStore:
             )
             for r in rows
         ]
+
+    def span(self, run_ids: Iterable[str]) -> tuple[float, float] | None:
+        """(first start, last finish) in Unix seconds over these finished runs, or None."""
+        ids = list(run_ids)
+        first = last = None
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            row = self._db.execute(
+                f"SELECT MIN(started), MAX(finished) FROM runs WHERE status = 'finished'"
+                f" AND run_id IN ({marks})",
+                chunk,
+            ).fetchone()
+            if row and row[0] is not None:
+                first = row[0] if first is None else min(first, row[0])
+                last = row[1] if last is None else max(last, row[1])
+        return None if first is None or last is None else (first, last)
 
     def blob(self, run_id: str, name: str) -> bytes | None:
         row = self._db.execute(

@@ -92,7 +92,6 @@ def _attack(job: dict[str, Any]) -> dict[str, Any]:
 def _train(job: dict[str, Any]) -> dict[str, Any]:
     from safetensors.torch import save as save_tensors
 
-    from medleak.data import DataSpec
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
     from medleak.fl.training import TrainConfig, load_split, train_federated
@@ -102,21 +101,15 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
     train = TrainConfig(**job["train"])
     train.check()
     chain = build_chain(config.defenses)
+    split = load_split(config.data.federation_spec(), config.seed, train.eval_split)
     model = build_model(
         config.model.name,
         config.model.channels,
         config.data.image_size,
         seed=config.seed,
+        num_classes=config.model.classes_for(split.classes),
         weights=config.model.weights,
     )
-    spec = DataSpec(
-        source=config.data.source,
-        split=None,
-        image_size=config.data.image_size,
-        resize=config.data.resize,  # type: ignore[arg-type]
-        phantom_count=config.data.phantom_count,
-    )
-    split = load_split(spec, config.seed, train.eval_split)
     result = train_federated(model, split, chain, train, seed=config.seed)
     blobs = {
         f"round-{r}.safetensors": ("application/safetensors", save_tensors(state))
@@ -130,8 +123,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from medleak.experiments.provenance import provenance
 
     start = time.perf_counter()
+    cpu = time.process_time()
     try:
         out = _train(job) if job["kind"] == "train" else _attack(job)
+        # CPU seconds of this worker: on a shared machine, what the run would take alone
+        out["metrics"]["cpu_seconds"] = time.process_time() - cpu
         out["status"] = "finished"
     except MemoryError:
         out = {"status": "failed", "error": "MemoryError: out of memory"}

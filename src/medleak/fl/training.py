@@ -92,6 +92,11 @@ class Split:
     test: Batch
     description: str
 
+    @property
+    def classes(self) -> int:
+        """Classes the labels reach (highest label + 1): the model's default head size."""
+        return int(torch.cat((self.train.labels, self.test.labels)).max()) + 1
+
 
 @dataclass
 class TrainResult:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import torch
 
 from medleak.errors import ConfigError, MedleakError
+from medleak.flags import option
 
 Algorithm = Literal["fedsgd", "fedavg"]
 
@@ -24,10 +25,15 @@ class FLSettings:
         FedAvg yes, FedSGD no.
     """
 
-    algorithm: Algorithm = "fedsgd"
-    local_steps: int = 1
-    local_lr: float = 1e-4
-    send_buffers: bool | None = None
+    algorithm: Algorithm = option("fedsgd", "--fl", "client algorithm")
+    local_steps: int = option(1, "--local-steps", "FedAvg local SGD steps tau")
+    local_lr: float = option(1e-4, "--local-lr", "FedAvg local learning rate")
+    send_buffers: bool | None = option(
+        None,
+        "--send-buffers",
+        "the update carries BatchNorm running statistics",
+        default_text="FedAvg yes",
+    )
 
     def __post_init__(self) -> None:
         if self.algorithm not in ("fedsgd", "fedavg"):

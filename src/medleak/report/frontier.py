@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from medleak.experiments.sqlite_store import StoredRun, SweepStore
+from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, Verdict, judge
 from medleak.report.grid import grid_png
+from medleak.report.html import BADGES
 from medleak.report.plots import COLORS, _new_figure, figure_png
 
 
@@ -238,20 +240,52 @@ def curves_plot(settings: list[Setting]) -> bytes | None:
     return figure_png(fig)
 
 
-def _verdict(setting: Setting) -> str:
-    """The verdict of the strongest attack's runs (medleak.metrics.verdict when available)."""
-    runs = [a for a in setting.attacks if _attack_name(a) == setting.strongest]
-    if not runs:
-        return "no attack"
-    try:
-        from medleak.metrics import verdict as verdict_module  # type: ignore[attr-defined]
+def setting_verdict(setting: Setting) -> Verdict | None:
+    """One verdict for a defense setting, from its strongest attack's runs (one per seed).
 
-        texts = {str(verdict_module.verdict(r.metrics)) for r in runs}
-    except (ImportError, AttributeError, TypeError):
-        from medleak.report.html import verdict
+    The seeds are combined the cautious way round: one leaking seed means the setting leaks, and
+    "no measurable leakage" needs every seed to say so; any other mix is inconclusive.
+    """
+    judged = [judge(r.metrics) for r in setting.attacks if _attack_name(r) == setting.strongest]
+    if not judged:
+        return None
+    for outcome in (LEAKS, INCONCLUSIVE):
+        hits = [v for v in judged if v.outcome == outcome]
+        if hits:
+            return hits[0]
+    return judged[0]
 
-        texts = {verdict(r.metrics)[1] for r in runs}
-    return "; ".join(sorted(texts))
+
+def _verdict_text(setting: Setting) -> str:
+    judged = setting_verdict(setting)
+    return judged.outcome if judged else "no attack"
+
+
+def store_conclusion(settings: list[Setting]) -> str:
+    """The answer first: each defense setting's verdict, and where the safe ones stand."""
+    lines = []
+    for s in settings:
+        judged = setting_verdict(s)
+        if judged is None:
+            continue
+        lines.append(
+            f'<p class="verdict {BADGES[judged.outcome]}">{escape(s.label)}: '
+            f"{escape(judged.reason)}</p>"
+        )
+    if not lines:
+        return '<p class="verdict warn">No finished attack runs in this store yet.</p>'
+    safe = [s for s in settings if (v := setting_verdict(s)) and v.outcome == NO_MEASURABLE_LEAKAGE]
+    if safe:
+        best = max(safe, key=lambda s: utility(s) if utility(s) is not None else -1.0)
+        accuracy = utility(best)
+        lines.append(
+            '<p class="next">Of the settings with no measurable leakage, '
+            f"<strong>{escape(best.label)}</strong> keeps the highest test accuracy "
+            f"({_fmt(accuracy)}).</p>"
+            if accuracy is not None
+            else '<p class="next">No training runs: accuracy of the safe settings is unknown.</p>'
+        )
+    return '<div class="conclusion">' + "".join(lines) + "</div>"
 
 
 def _best_grid(store: SweepStore, run: StoredRun) -> bytes | None:
@@ -284,7 +318,7 @@ def frontier_section(path: Path) -> str:
     with SweepStore(path, create=False) as store:
         runs = store.runs()
         settings = collect(runs)
-        parts = [f"<h2>Frontier: {escape(path.name)}</h2>"]
+        parts = [f"<h2>Frontier: {escape(path.name)}</h2>", store_conclusion(settings)]
         synthetic = any(r.config.get("data", {}).get("source") == "phantom" for r in runs)
         if synthetic:
             parts.append(
@@ -324,7 +358,7 @@ def frontier_section(path: Path) -> str:
                         _fmt(_mean(s.leak)),
                         _fmt(_mean(s.reid)),
                         escape(s.strongest or "-"),
-                        escape(_verdict(s)),
+                        escape(_verdict_text(s)),
                     )
                 )
                 + "</tr>"
@@ -344,7 +378,10 @@ def frontier_section(path: Path) -> str:
                 "verdict",
             )
         )
-        parts.append(f'<table class="ranking"><tr>{head}</tr>{"".join(rows)}</table>')
+        parts.append(
+            f'<table class="ranking sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
         curves = curves_plot(settings)
         if curves is not None:
             parts.append("<h3>Accuracy per round</h3>" + _png(curves, "accuracy per round"))

@@ -33,6 +33,7 @@ from torch import nn
 
 from medleak.attacks.priors.classical import gaussian_blur
 from medleak.errors import ConfigError
+from medleak.flags import option
 
 FORMAT = "medleak-prior-unet-v1"
 PRIOR_SEED_OFFSET = 1_000_003
@@ -49,13 +50,13 @@ DEGRADATIONS = (
 class TrainConfig:
     """What ``medleak train-prior`` was asked to do (stored in the file's metadata)."""
 
-    data: str = "phantom"
-    split: str | None = None
-    image_size: int = 128
-    count: int = 300
-    epochs: int = 8
-    width: int = 16
-    seed: int = 0
+    data: str = option("phantom", "--data", "training images: 'phantom' or a path")
+    split: str | None = option(None, "--split", "Kaggle/MedMNIST split (use train)")
+    image_size: int = option(128, "--image-size", "side in pixels")
+    count: int = option(300, "--count", "training images (phantoms)")
+    epochs: int = option(8, "--epochs", "passes over the images")
+    width: int = option(16, "--width", "U-Net base channels")
+    seed: int = option(0, "--seed", "seed for data and training")
     batch: int = 8
     lr: float = 1e-3
 
