@@ -59,7 +59,7 @@ def label_of(defenses: list[Any]) -> str:
 def collect(runs: list[StoredRun]) -> list[Setting]:
     settings: dict[str, Setting] = {}
     for run in runs:
-        if run.status != "finished":
+        if run.status != "finished" or run.kind == "audit":
             continue
         defenses = run.config.get("defenses", [])
         key = json.dumps(defenses, sort_keys=True)
@@ -316,7 +316,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def frontier_section(path: Path) -> str:
     with SweepStore(path, create=False) as store:
-        runs = store.runs()
+        runs = [r for r in store.runs() if r.kind != "audit"]  # audits have their own section
         settings = collect(runs)
         parts = [f"<h2>Frontier: {escape(path.name)}</h2>", store_conclusion(settings)]
         synthetic = any(r.config.get("data", {}).get("source") == "phantom" for r in runs)

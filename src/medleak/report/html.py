@@ -695,9 +695,15 @@ def render_report(views: Sequence[RunView], stores: Sequence[Path] = ()) -> str:
     if views:
         parts.append(conclusion_section(views))
     if stores:
+        from medleak.report.audit import audit_section, store_kinds
         from medleak.report.frontier import frontier_section
 
-        parts.extend(frontier_section(p) for p in stores)
+        for p in stores:
+            kinds = store_kinds(p)
+            if "audit" in kinds:
+                parts.append(audit_section(p))
+            if kinds != {"audit"}:  # sweeps (or an empty store, which says so)
+                parts.append(frontier_section(p))
     if len(views) > 1:
         parts.append(comparison_section(views))
     parts.extend(run_section(v, i) for i, v in enumerate(views))
