@@ -61,3 +61,6 @@ def test_rog_selects_row_groups_only_for_declared_unbiased_noise() -> None:
     assert groups_of(knowledge, signed, seed=0) is None
     _, _, fedavg, knowledge = _setting(SPEC, FLSettings("fedavg", 3, 1e-4))
     assert groups_of(knowledge, fedavg, seed=0) is None
+    # QSGD with the L2 norm of the whole layer keeps too few entries to average: not used.
+    _, _, sparse, knowledge = _setting("qsgd:levels=4")
+    assert groups_of(knowledge, sparse, seed=0) is None
