@@ -107,7 +107,9 @@ def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, A
     from tqdm import tqdm
 
     from medleak.experiments.run import execute, plan_run
-    from medleak.experiments.store import prepare_run_folder, write_run
+    from medleak.experiments.store import write_run
+    from medleak.experiments.stores import prepare_run_folder
+    from medleak.report import render_run
 
     _set_threads(config.threads)
     # Record the thread count actually used: results are reproducible per thread count.
@@ -124,7 +126,9 @@ def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, A
         result = execute(plan, progress=progress)
     finally:
         bar.close()
-    return write_run(result, out)
+    record = write_run(result, out)
+    render_run(out, record)
+    return record.metrics
 
 
 def _defense_text(record: dict[str, Any]) -> str:

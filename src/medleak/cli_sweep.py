@@ -35,11 +35,11 @@ def add_parsers(commands: Any) -> None:
     train.add_argument("--quiet", action="store_true", help="no per-round lines")
 
     results = commands.add_parser("results", help="a table of the runs in a store")
-    results.add_argument("store", help="SQLite store written by 'medleak sweep'")
+    results.add_argument("store", help="SQLite store ('medleak sweep', or a Flower audit)")
     results.add_argument("--where", action="append", metavar="KEY=VALUE", help="filter (repeat)")
     results.add_argument("--group-by", metavar="KEY", help="mean of the metrics per value")
     results.add_argument("--sort", metavar="KEY", help="sort by a key or metric")
-    results.add_argument("--kind", choices=["attack", "train"], default=None)
+    results.add_argument("--kind", choices=["attack", "train", "audit"], default=None)
     results.add_argument("--csv", action="store_true", help="every finished run as CSV")
 
 
@@ -292,6 +292,9 @@ def command_results(args: argparse.Namespace) -> int:
             "compression_ratio",
             "error",
         ]
+        if any(r["kind"] == "audit" for r in rows):  # a Flower audit: which update, what found
+            columns[3:3] = ["round", "client", "audit_status"]
+            columns.insert(-1, "verdict")
     print(_table(rows, columns))
     return 0
 

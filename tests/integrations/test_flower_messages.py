@@ -23,7 +23,7 @@ from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 from medleak.attacks import AttackOptions  # noqa: E402
 from medleak.data import DataSpec, open_dataset, select_batch  # noqa: E402
 from medleak.errors import ConfigError  # noqa: E402
-from medleak.experiments.record_store import read_records  # noqa: E402
+from medleak.experiments.audit_store import load_audits  # noqa: E402
 from medleak.integrations.flower import (  # noqa: E402
     DP_REFUSAL,
     AttackPlan,
@@ -160,7 +160,7 @@ def test_secure_aggregation_attacks_nothing(tmp_path):
     replies = _round(strategy, DefenseMod(["qsgd:levels=4"], make_model))
     arrays, _ = strategy.aggregate_train(1, replies)
     assert arrays is not None
-    records = [r for r, _ in read_records(store, "audit")]
+    records = [r for r, _ in load_audits(store)]
     assert [r["status"] for r in records] == ["not-visible"]
     assert "not visible" in records[0]["reason"]
 
@@ -181,10 +181,35 @@ def test_decoded_weights_are_what_fedavg_aggregates(tmp_path):
     expected = w0[name].double() - 0.01 * mean_g.double()
     got = torch.from_numpy(np.asarray(arrays[name].numpy()))
     assert torch.allclose(got.double(), expected, atol=1e-6)
-    records = [r for r, _ in read_records(tmp_path / "a.sqlite", "audit")]
+    records = [r for r, _ in load_audits(tmp_path / "a.sqlite")]
     assert [r["status"] for r in records] == ["attacked", "attacked"]
     assert all(r["scores"] is None and r["verdict"] == "inconclusive" for r in records)
     assert all(sum(r["recovered_composition"].values()) == 2 for r in records)
+
+
+def test_bits_sent_are_measured_from_the_message(tmp_path):
+    store = tmp_path / "audit.sqlite"
+    strategy = AuditStrategy(
+        FedAvg(fraction_evaluate=0.0),
+        make_model,
+        store,
+        AttackPlan("rog", SIZE, AttackOptions(iterations=1, labels="inferred")),
+    )
+    replies = _round(strategy, DefenseMod(["topk:ratio=0.1"], make_model))
+    measured = {}
+    for reply in replies:
+        _, record = m.reply_arrays(reply)
+        bits = 8 * sum(np.asarray(a.numpy()).nbytes for a in record.values())
+        measured[str(reply.metadata.src_node_id)] = (bits, record.count_bytes())
+        reply.content.config_records[m.WIRE_KEY]["payload_bits"] = 1  # a claim, not a measure
+    strategy.aggregate_train(1, replies)
+    records = [r for r, _ in load_audits(store)]
+    assert len(records) == 2
+    for record in records:
+        bits, size = measured[record["client"]]
+        assert (record["payload_bits"], record["message_bytes"]) == (bits, size)
+        assert record["payload_bits"] < record["raw_bits"] / 4
+        assert record["compression_ratio"] == record["raw_bits"] / bits
 
 
 def test_shuffled_minibatches_are_outside_the_threat_model(tmp_path):
@@ -197,7 +222,7 @@ def test_shuffled_minibatches_are_outside_the_threat_model(tmp_path):
     )
     config = {"lr": 0.01, "local-epochs": 2, "batch-size": 1}
     strategy.aggregate_train(1, _round(strategy, DefenseMod(["fp16"], make_model), config))
-    records = [r for r, _ in read_records(store, "audit")]
+    records = [r for r, _ in load_audits(store)]
     assert len(records) == 2
     for record in records:
         assert record["threat_model_match"] is False

@@ -16,7 +16,7 @@ pytest.importorskip("flwr")
 pytest.importorskip("ray")
 
 from medleak.defenses import build_chain  # noqa: E402
-from medleak.experiments.record_store import read_records  # noqa: E402
+from medleak.experiments.audit_store import load_audits  # noqa: E402
 from medleak.integrations.flower import client_seed, load_global, train_local  # noqa: E402
 from medleak.integrations.flower import messages as m  # noqa: E402
 
@@ -62,7 +62,7 @@ def test_audited_federation(hospitals, tmp_path):
     )
     keep: list = []
     report = hospitals.run(settings, keep)
-    records = [r for r, _ in read_records(settings.store, "audit")]
+    records = [r for r, _ in load_audits(settings.store)]
     assert sorted((r["round"], r["status"]) for r in records) == [
         (1, "attacked"),
         (1, "attacked"),
@@ -109,7 +109,7 @@ def test_guard_blocks_leaking_update(hospitals, tmp_path):
         offer_originals=False,
     )
     hospitals.run(settings)
-    records = [r for r, _ in read_records(settings.store, "audit")]
+    records = [r for r, _ in load_audits(settings.store)]
     assert len(records) == 2
     for record in records:
         assert record["status"] == "client-error"

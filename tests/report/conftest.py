@@ -120,3 +120,72 @@ def chromium():
         if os.environ.get("CI"):
             pytest.fail(f"CI must test the reports in a real browser: {exc}")
         pytest.skip(str(exc))
+
+
+def make_audit_store(path: Path, *, noise: float = 0.03, rounds: int = 2) -> Path:
+    """A sweep store holding a Flower audit shaped like ``AuditStrategy``'s, without Flower.
+
+    Per round: client 11 attacked and scored against its offered batch, client 12 attacked
+    with nothing to score against; in the last round client 12 was blocked by its guard.
+    """
+    from medleak.experiments.audit_store import save_audit
+    from medleak.metrics.verdict import judge
+
+    originals = _smooth(2, 32, 0)
+    labels = torch.tensor([0, 1])
+    for r in range(1, rounds + 1):
+        for client in ("11", "12"):
+            g = torch.Generator().manual_seed(10 * r + int(client))
+            recon = (originals + noise * torch.randn(originals.shape, generator=g)).clamp(0, 1)
+            base = {
+                "federation": "fed0",
+                "round": r,
+                "client": client,
+                "strategy": "FedAvg",
+                "attack": "rog",
+                "image_size": 32,
+                "data_note": "synthetic phantoms, not patient data",
+                "secure_aggregation": False,
+            }
+            if client == "12" and r == rounds:
+                reason = "LeakageGuardMod blocked the update: leaks; SSIM above the floor"
+                save_audit(path, {**base, "status": "client-error", "reason": reason})
+                continue
+            scores = None
+            if client == "11":
+                scores = evaluate(
+                    originals,
+                    recon,
+                    initial=torch.rand(originals.shape, generator=g),
+                    true_labels=labels,
+                    used_labels=labels,
+                    sources=["image-0", "image-1"],
+                    patients=None,
+                ).to_dict()
+            verdict = judge(scores) if scores else None
+            record = {
+                **base,
+                "status": "attacked",
+                "threat_model_match": True,
+                "threat_model_reason": "full-batch local steps, as the attack models",
+                "fl": {"algorithm": "fedavg", "local_steps": 1, "local_lr": 0.01},
+                "num_examples": 2,
+                "defenses": [{"name": "topk", "params": {"ratio": 0.5, "scope": "tensor"}}],
+                "encoding": "topk",
+                "payload_bits": 3.9e7,
+                "raw_bits": 6.9e7,
+                "scored_with_originals": scores is not None,
+                "guard": {"verdict": "leaks", "reason": "SSIM high", "outcome": "re-obfuscated"},
+                "seconds": 1.0,
+                "wall_seconds": 1.1,
+                "recovered_labels": [0, 1],
+                "recovered_composition": {"NORMAL": 1, "PNEUMONIA": 1},
+                "scores": scores,
+                "verdict": verdict.outcome if verdict else "inconclusive",
+                "verdict_reason": verdict.reason if verdict else "no originals to score against",
+            }
+            tensors = {"reconstructions": recon, "initial": recon.clone()}
+            if scores is not None:
+                tensors.update(originals=originals, labels=labels)
+            save_audit(path, record, tensors)
+    return path

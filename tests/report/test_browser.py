@@ -12,12 +12,15 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import make_run_dir
+from conftest import make_audit_store, make_run_dir
 from PIL import Image, ImageStat
 from test_frontier import _store as make_sweep_store
 
+from medleak.experiments.audit_store import load_audits
+from medleak.experiments.sqlite_store import is_store
 from medleak.metrics.verdict import OUTCOMES
 from medleak.report import write_report
+from medleak.report.audit import federation_verdict
 from medleak.report.html import load_run_view, verdict
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -48,6 +51,10 @@ def reports(tmp_path_factory) -> dict[str, tuple[Path, list[Path]]]:
         for kind, runs in kinds.items()
     }
     reports["store with frontier"] = (write_report([store], base / "store.html"), [])
+    audit = make_audit_store(base / "audit.db")
+    mixed = make_audit_store(make_sweep_store(base / "audit-and-sweep.db"))
+    for kind, db in (("audit", audit), ("audit and sweep", mixed)):
+        reports[kind] = (write_report([db], base / f"{db.stem}.html"), [db])
     return reports
 
 
@@ -84,9 +91,11 @@ def opened(chromium):
 
 KINDS = ["one run", "several runs", "store with frontier"]
 RUN_KINDS = KINDS[:2]  # reports with run sections (a verdict badge and a configuration each)
+AUDIT_KINDS = ["audit", "audit and sweep"]  # Flower audits in a sweep store, alone or mixed
+PAGES = [*KINDS, *AUDIT_KINDS]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", PAGES)
 def test_loads_offline_without_errors_and_every_image_decodes(kind, reports, opened) -> None:
     path, _ = reports[kind]
     report = opened(path)
@@ -102,10 +111,16 @@ def test_loads_offline_without_errors_and_every_image_decodes(kind, reports, ope
 
 
 def _verdict_sentences(runs: list[Path]) -> list[str]:
-    return [verdict(load_run_view(r).metrics)[1] for r in runs]
+    sentences = []
+    for r in runs:
+        if is_store(r):  # a Flower audit: one sentence for the federation
+            sentences.append(federation_verdict([rec for rec, _ in load_audits(r)])[1])
+        else:
+            sentences.append(verdict(load_run_view(r).metrics)[1])
+    return sentences
 
 
-@pytest.mark.parametrize("kind", RUN_KINDS)
+@pytest.mark.parametrize("kind", [*RUN_KINDS, *AUDIT_KINDS])
 def test_every_verdict_is_on_the_first_screen(kind, reports, opened) -> None:
     path, runs = reports[kind]
     page = opened(path).page
@@ -169,7 +184,7 @@ def _not_blank(png: bytes, size: dict[str, int]) -> None:
     assert dark > 0.01
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", PAGES)
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280px", "390px"])
 def test_screenshots_are_not_blank_and_nothing_overflows(kind, viewport, reports, opened) -> None:
     report = opened(reports[kind][0], viewport)

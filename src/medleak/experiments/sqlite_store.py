@@ -123,6 +123,20 @@ class SweepStore:
         ).fetchone()
         return (row[0], row[1]) if row else None
 
+    def rekey(self, old: str, new: str) -> bool:
+        """Move a run stored under an older id scheme to its current id (rows, blobs, links).
+
+        Returns False when ``old`` is not stored or ``new`` already is. The caller reports a
+        moved run as another version's, so it is kept or, with ``--rerun``, recomputed.
+        """
+        if old == new or self.status(new) is not None or self.status(old) is None:
+            return False
+        with self._transaction():
+            self._db.execute("UPDATE runs SET run_id = ? WHERE run_id = ?", (new, old))
+            self._db.execute("UPDATE blobs SET run_id = ? WHERE run_id = ?", (new, old))
+            self._db.execute("UPDATE runs SET train_id = ? WHERE train_id = ?", (new, old))
+        return True
+
     def mark_running(
         self, run_id: str, kind: str, label: str, config: dict, train_id: str | None
     ) -> None:

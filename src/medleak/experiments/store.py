@@ -1,61 +1,26 @@
-"""The persistent result of a run: a folder a person can open and a program can reload.
+"""A finished run as a typed record, saved through a ``Store`` (the run folder by default).
 
-Files are written to a temporary name and renamed into place, so an interrupted run never
-leaves a half-written file that looks complete.
+Experiments writes records and never renders them: the grid and the HTML report are the
+report's job (``medleak.report.render_run``), called by the CLI after the record is saved.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from medleak.errors import MedleakError
 from medleak.experiments.config import dump_config
 from medleak.experiments.provenance import provenance
+from medleak.experiments.records import RECORD_SCHEMA, RunRecord, run_id
 from medleak.experiments.run import RunResult
+from medleak.experiments.stores import RunFolderStore, Store
 from medleak.metrics.verdict import judge
-from medleak.private_files import make_private, private_dir, source_alias, temp_path, write_private
-
-METRICS_FILE = "metrics.json"
-TRACE_FILE = "trace.csv"
-TENSORS_FILE = "tensors.safetensors"
-GRID_FILE = "reconstruction.png"
-CONFIG_FILE = "config.yaml"
-REPORT_FILE = "report.html"
-
-
-RUN_FILES = (METRICS_FILE, TRACE_FILE, TENSORS_FILE, GRID_FILE, CONFIG_FILE, REPORT_FILE)
-
-
-def holds_run(folder: Path) -> bool:
-    """A folder "holds a run" when it has a ``metrics.json``."""
-    return (folder / METRICS_FILE).is_file()
-
-
-def prepare_run_folder(out: Path, *, force: bool) -> None:
-    """Refuse to write over an earlier run unless ``force``; with it, clear that run's files.
-
-    Checked before the attack starts, so a refusal costs nothing; only medleak's own file names
-    are removed, never anything else a user keeps in the folder.
-    """
-    if out.exists() and not out.is_dir():
-        raise MedleakError(f"--out {out} is a file, not a folder")
-    if holds_run(out):
-        if not force:
-            raise MedleakError(
-                f"{out} already holds a run (it has {METRICS_FILE}); choose another --out or "
-                "pass --force to replace it"
-            )
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
+from medleak.private_files import source_alias
 
 
 def _json_safe(value: Any) -> Any:
@@ -117,45 +82,37 @@ def _trace_csv(result: RunResult) -> str:
     return buffer.getvalue()
 
 
-def write_run(result: RunResult, out: Path) -> dict[str, Any]:
-    """Write every output file of a run into ``out`` and return the metrics record."""
-    from medleak.report import save_grid, write_report
-
-    private_dir(out)
-    record = metrics_record(result)
+def run_record(result: RunResult) -> RunRecord:
+    """The typed record of a finished run (what a store saves)."""
+    config = result.plan.config
+    identity = run_id(config)
+    metrics = {"run_id": identity, "record_schema": RECORD_SCHEMA, **metrics_record(result)}
     order = result.matched
-    originals = result.plan.batch.images
-    reconstructions = result.reconstruction.images[order].contiguous()
-    initial = result.reconstruction.initial_images[order].contiguous()
     tensors = {
-        "originals": originals.contiguous(),
-        "reconstructions": reconstructions,
-        "initial": initial,
+        "originals": result.plan.batch.images.contiguous(),
+        "reconstructions": result.reconstruction.images[order].contiguous(),
+        "initial": result.reconstruction.initial_images[order].contiguous(),
         "labels": result.plan.batch.labels.contiguous(),
         "used_labels": result.reconstruction.labels.contiguous(),
     }
-    tmp = temp_path(out / TENSORS_FILE)
-    save_file(tensors, str(tmp))
-    os.replace(make_private(tmp), out / TENSORS_FILE)
-    write_private(out / TRACE_FILE, _trace_csv(result).encode())
-    write_private(out / CONFIG_FILE, dump_config(result.plan.config).encode())
-    captions = [f"PSNR {p['psnr']:.1f} / SSIM {p['ssim']:.2f}" for p in record["per_image"]]
-    make_private(save_grid(originals, reconstructions, out / GRID_FILE, captions=captions))
-    write_private(out / METRICS_FILE, json.dumps(record, indent=2, allow_nan=False).encode())
-    write_report([out], out / REPORT_FILE, force=True)
+    return RunRecord(
+        run_id=identity,
+        metrics=metrics,
+        tensors=tensors,
+        trace_csv=_trace_csv(result),
+        config_yaml=dump_config(config),
+        provenance={k: metrics[k] for k in provenance()},
+    )
+
+
+def write_run(result: RunResult, out: Path, store: Store | None = None) -> RunRecord:
+    """Save the run's record (into the run folder ``out`` unless another store is given)."""
+    record = run_record(result)
+    (store or RunFolderStore(out)).save(record)
     return record
 
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Reload a finished run: its metrics record and its tensors (originals, reconstructions...)."""
-    run_dir = Path(run_dir)
-    metrics_path = run_dir / METRICS_FILE
-    if not metrics_path.is_file():
-        raise MedleakError(f"{run_dir} is not a medleak run folder (no {METRICS_FILE})")
-    try:
-        record = json.loads(metrics_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MedleakError(f"{metrics_path} is corrupt: {exc}") from None
-    tensors_path = run_dir / TENSORS_FILE
-    tensors = load_file(str(tensors_path)) if tensors_path.is_file() else {}
-    return record, tensors
+    record = RunFolderStore(run_dir).load()
+    return record.metrics, record.tensors

@@ -48,10 +48,13 @@ def plan_todo(sweep: Sweep, store: SweepStore, rerun: bool, summary: SweepSummar
         if job.train_id is not None and job.config["model"].get("round") is not None:
             wanted_rounds.setdefault(job.train_id, set()).add(_round_blob(job))
     for job in sweep.jobs:
+        # A store written before the one run-id function keyed this run differently.
+        moved = job.legacy_id is not None and store.rekey(job.legacy_id, job.run_id)
         state = store.status(job.run_id)
         if state is not None and state[0] == "finished":
-            if state[1] != medleak.__version__:
-                summary.other_version.append(f"{job.run_id} (medleak {state[1]})")
+            if moved or state[1] != medleak.__version__:
+                why = f"older run id {job.legacy_id}, " if moved else ""
+                summary.other_version.append(f"{job.run_id} ({why}medleak {state[1]})")
                 if rerun:
                     todo.append(job)
                     continue

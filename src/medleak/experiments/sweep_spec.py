@@ -7,7 +7,6 @@ milliseconds with a one-line error naming it, not after an hour of attacks.
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -18,15 +17,18 @@ import yaml
 
 from medleak.errors import ConfigError, MedleakError
 from medleak.experiments.config import RunConfig, _merge, from_dict
+from medleak.experiments.records import legacy_sweep_id, run_id
 
 TOP_KEYS = ("base", "grid", "list", "train")
-# Keys of ``data`` that choose the attacked batch, not the federation: a training ignores them.
-BATCH_ONLY = ("offset", "order", "batch_size", "split")
 
 
 @dataclass
 class Job:
-    """One run of a sweep. ``train`` is set for kind ``train`` and for attacks on a round."""
+    """One run of a sweep. ``train`` is set for kind ``train`` and for attacks on a round.
+
+    ``run_id`` comes from :func:`medleak.experiments.records.run_id` (the one id function);
+    ``legacy_id`` is the id a store of the first scheme gave the same run (to report it).
+    """
 
     kind: str
     run_id: str
@@ -34,6 +36,7 @@ class Job:
     train: dict[str, Any] | None = None
     train_id: str | None = None
     label: str = ""
+    legacy_id: str | None = None
 
 
 @dataclass
@@ -48,12 +51,6 @@ class Sweep:
     @property
     def attacks(self) -> list[Job]:
         return [j for j in self.jobs if j.kind == "attack"]
-
-
-def run_id(kind: str, payload: dict[str, Any]) -> str:
-    """The run's identity: a hash of everything that determines its numbers (not threads)."""
-    text = json.dumps({"kind": kind, **payload}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -127,27 +124,6 @@ def _describe(assignment: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in assignment.items()) or "base"
 
 
-def training_payload(config: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
-    """What a training depends on: data without the batch choice, model, defenses, train, seed."""
-    data = {k: v for k, v in config["data"].items() if k not in BATCH_ONLY}
-    model = {k: v for k, v in config["model"].items() if k != "round"}
-    return {
-        "data": data,
-        "model": model,
-        "defenses": config["defenses"],
-        "seed": config["seed"],
-        "train": {k: v for k, v in train.items() if k != "save_rounds"},
-    }
-
-
-def attack_payload(config: dict[str, Any], train: dict[str, Any] | None) -> dict[str, Any]:
-    payload = {k: v for k, v in config.items() if k != "threads"}
-    if config["model"].get("round") is not None and train is not None:
-        # the attacked weights come from this training
-        payload["train"] = {k: v for k, v in train.items() if k != "save_rounds"}
-    return {"config": payload}
-
-
 def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None) -> Sweep:
     """Expand and validate a spec mapping into jobs (raises ConfigError with one line)."""
     if not isinstance(raw, dict):
@@ -205,8 +181,7 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
         train_id = None
         if train_part is not None:
             train_dict = _train_config(train_part, where).to_dict()
-            payload = training_payload(config_dict, train_dict)
-            train_id = run_id("train", payload)
+            train_id = run_id(config, "train", train_dict)
             if train_id not in trainings:
                 trainings[train_id] = Job(
                     "train",
@@ -214,6 +189,7 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
                     config_dict,
                     train_dict,
                     label=_describe({"defenses": config_dict["defenses"]}),
+                    legacy_id=legacy_sweep_id(config, "train", train_dict),
                 )
             if config.model.round is not None:
                 if config.model.round > train_dict["rounds"]:
@@ -224,12 +200,13 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
                 rounds_wanted.setdefault(train_id, set()).add(config.model.round)
         elif config.model.round is not None:
             raise ConfigError(f"{where}: model.round needs a 'train:' section in the spec")
-        job_id = run_id("attack", attack_payload(config_dict, train_dict))
+        job_id = run_id(config, "attack", train_dict)
         if job_id in seen:
             continue
         seen.add(job_id)
+        legacy = legacy_sweep_id(config, "attack", train_dict)
         sweep.jobs.append(
-            Job("attack", job_id, config_dict, train_dict, train_id, _describe(assignment))
+            Job("attack", job_id, config_dict, train_dict, train_id, _describe(assignment), legacy)
         )
     for train_id, job in trainings.items():
         assert job.train is not None

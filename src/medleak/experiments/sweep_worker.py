@@ -60,11 +60,11 @@ def _strip_png(images: Any) -> bytes:
 def _attack(job: dict[str, Any]) -> dict[str, Any]:
     import torch
     from safetensors.torch import load as load_tensors
+    from safetensors.torch import save as save_tensors
 
     from medleak.experiments.config import from_dict
     from medleak.experiments.run import execute, plan_run
     from medleak.experiments.store import metrics_record
-    from medleak.report.grid import grid_png
 
     config = from_dict(job["config"])
     plan = plan_run(config)
@@ -77,15 +77,14 @@ def _attack(job: dict[str, Any]) -> dict[str, Any]:
     record["model_round"] = config.model.round
     order = result.matched
     reconstructions = result.reconstruction.images[order].contiguous()
-    captions = [f"PSNR {p['psnr']:.1f} / SSIM {p['ssim']:.2f}" for p in record["per_image"]]
+    originals = result.plan.batch.images.contiguous()
+    # The tensors, not a rendered grid: drawing is the report's job (it reads this blob).
+    tensors = {"originals": originals, "reconstructions": reconstructions}
     with torch.no_grad():
         blobs = {
-            "originals.png": ("image/png", _strip_png(result.plan.batch.images)),
+            "originals.png": ("image/png", _strip_png(originals)),
             "reconstructions.png": ("image/png", _strip_png(reconstructions)),
-            "grid.png": (
-                "image/png",
-                grid_png(result.plan.batch.images, reconstructions, captions=captions),
-            ),
+            "tensors.safetensors": ("application/safetensors", save_tensors(tensors)),
         }
     return {"metrics": record, "curves": None, "blobs": blobs}
 

@@ -2,11 +2,13 @@
 
 from medleak.report.grid import grid_png, save_grid
 from medleak.report.html import load_run_view, render_report, summary_line, write_report
+from medleak.report.run_folder import render_run
 
 __all__ = [
     "grid_png",
     "load_run_view",
     "render_report",
+    "render_run",
     "save_grid",
     "summary_line",
     "write_report",

@@ -1,9 +1,10 @@
-"""The audit report of a Flower federation: one page over the ``audit`` records of a store.
+"""The audit of a Flower federation in the report: the ``audit`` runs of a sweep store.
 
-It only reads records (``experiments.record_store``); every string is escaped and images are
-embedded, so the page opens offline. Scores appear only where the simulation's clients handed
-their batch over; otherwise the page shows what the server alone learned (reconstructions, the
-recovered labels and class composition).
+It only reads the store (``experiments.audit_store``); every string is escaped and images are
+embedded, so the page opens offline. The answer comes first (one verdict sentence per
+federation), then a table of every client update per round, then the images. Scores appear
+only where the simulation's clients handed their batch over; otherwise the page shows what the
+server alone learned (reconstructions, the recovered labels and class composition).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from medleak.errors import MedleakError
-from medleak.experiments.record_store import read_records
+from medleak.experiments.audit_store import FAILED, load_audits
+from medleak.experiments.sqlite_store import SweepStore
+from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE
 from medleak.report.grid import grid_png
-from medleak.report.html import CSS, fmt, fmt_bits
+from medleak.report.html import BADGES, _table, fmt, fmt_bits
 
-AUDIT_KIND = "audit"
+Records = Sequence[tuple[dict[str, Any], dict[str, torch.Tensor]]]
 
 
 def row_png(images: torch.Tensor) -> bytes:
@@ -60,9 +62,91 @@ def _picture(record: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str:
     return f'<img class="grid" alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _rounds(records: Sequence[dict[str, Any]]) -> str:
+    rounds = sorted({int(r["round"]) for r in records})
+    if not rounds:
+        return ""
+    span = str(rounds[0]) if len(rounds) == 1 else f"{rounds[0]}-{rounds[-1]}"
+    return f"round{'s' if len(rounds) > 1 else ''} {span}"
+
+
+def federation_verdict(records: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """(outcome, one sentence) for one federation's audit records; the worst update decides.
+
+    Under secure aggregation nothing was attacked, which is never "no measurable leakage".
+    """
+    attacked = [r for r in records if r.get("status") == "attacked"]
+    if not attacked:
+        if any(r.get("status") == "not-visible" for r in records):
+            return INCONCLUSIVE, (
+                "Not attacked: under secure aggregation the server saw only the sum of each "
+                f"round's updates ({_rounds(records)}), so no individual update was visible; "
+                "this audit cannot say what the sum reveals."
+            )
+        if records and all(r.get("status") == "client-error" for r in records):
+            return NO_MEASURABLE_LEAKAGE, (
+                f"Nothing reached the server: every update ({len(records)}) was stopped at the "
+                "hospital (an error reply instead, e.g. the leakage guard blocked it), so there "
+                "was nothing to attack."
+            )
+        return INCONCLUSIVE, "Inconclusive: the server's attack failed on every update."
+    n, span = len(attacked), _rounds(attacked)
+    leaks = [r for r in attacked if r.get("verdict") == LEAKS]
+    if leaks:
+        best = max(leaks, key=lambda r: (r.get("scores") or {}).get("ssim") or -1.0)
+        scores = best.get("scores") or {}
+        return LEAKS, (
+            f"Leaks: the server rebuilt the images of {len(leaks)} of the {n} client updates "
+            f"it attacked ({span}); best mean SSIM {fmt(scores.get('ssim'))} against a blank "
+            f"image's {fmt(scores.get('blank_ssim'))}."
+        )
+    if not any(r.get("scores") for r in attacked):
+        return INCONCLUSIVE, (
+            f"Inconclusive: the server attacked {n} client updates ({span}) but had none of "
+            "the hospitals' images to score them against; below is what it rebuilt and the "
+            "labels it recovered."
+        )
+    unsure = [r for r in attacked if r.get("verdict") != NO_MEASURABLE_LEAKAGE]
+    if unsure:
+        return INCONCLUSIVE, (
+            f"Inconclusive: no update clearly leaked, but {len(unsure)} of the {n} the server "
+            f"attacked ({span}) could not be told apart from a leak."
+        )
+    return NO_MEASURABLE_LEAKAGE, (
+        f"No measurable leakage: none of the {n} client updates the server attacked ({span}) "
+        "gave back images closer to the hospitals' than a blank image is."
+    )
+
+
+def _side_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    notes = []
+    blocked = sum(1 for r in records if r.get("status") == "client-error")
+    failed = sum(1 for r in records if r.get("status") == FAILED)
+    guards = [(r.get("guard") or {}).get("outcome") for r in records]
+    reobfuscated = guards.count("re-obfuscated")
+    if blocked:
+        notes.append(f"{blocked} update(s) never left the hospital (an error reply instead).")
+    if reobfuscated:
+        notes.append(
+            f"The hospitals' leakage guard re-obfuscated {reobfuscated} update(s) with its "
+            "stronger chain before sending them; the table shows what was actually sent."
+        )
+    if failed:
+        notes.append(f"The attack failed on {failed} update(s) (reason in the table).")
+    outside = sum(1 for r in records if r.get("threat_model_match") is False)
+    if outside:
+        notes.append(
+            f"{outside} update(s) came from training the attack does not model (e.g. shuffled "
+            "minibatches); their result understates what a matched attack could do."
+        )
+    return notes
+
+
 def _chain(record: dict[str, Any]) -> str:
-    chain = record.get("defenses") or []
-    return " -> ".join(d["name"] for d in chain) or "none"
+    if "defenses" not in record:
+        return "-"  # nothing was received (an error reply, or secure aggregation)
+    chain = record["defenses"] or []
+    return " then ".join(d if isinstance(d, str) else str(d.get("name")) for d in chain) or "none"
 
 
 def _row(record: dict[str, Any]) -> list[str]:
@@ -74,10 +158,11 @@ def _row(record: dict[str, Any]) -> list[str]:
         str(record.get("client") or "all"),
         str(record.get("status")),
         _chain(record),
-        fmt_bits(record.get("payload_bits")) + " / " + fmt_bits(record.get("raw_bits")),
+        fmt_bits(record.get("payload_bits")),
+        fmt_bits(record.get("raw_bits")),
         "" if match is None else ("yes" if match else "no"),
         ", ".join(f"{k} {v}" for k, v in (record.get("recovered_composition") or {}).items()),
-        fmt(scores.get("psnr"), 1, " dB"),
+        fmt(scores.get("psnr"), 1),
         fmt(scores.get("ssim"), 3),
         fmt(scores.get("blank_ssim"), 3),
         str(record.get("verdict") or ""),
@@ -89,11 +174,12 @@ HEADERS = (
     "round",
     "client",
     "status",
-    "defense",
-    "bits sent / raw",
+    "defense sent",
+    "size sent",
+    "raw size",
     "threat model",
     "recovered labels",
-    "PSNR",
+    "PSNR (dB)",
     "SSIM",
     "blank SSIM",
     "verdict",
@@ -101,49 +187,61 @@ HEADERS = (
 )
 
 
-def render_audit(records: Sequence[tuple[dict[str, Any], dict[str, torch.Tensor]]]) -> str:
+def render_audit(records: Records, title: str = "") -> str:
+    """The audit section (HTML fragment) for ``records``, grouped by federation."""
+    parts = [f"<h2>Audit of a Flower federation{': ' + escape(title) if title else ''}</h2>"]
     if not records:
-        raise MedleakError("the store holds no audit records")
-    data = {r.get("data") for r, _ in records if r.get("data")}
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _row(r)) + "</tr>" for r, _ in records
-    )
-    head = "".join(f"<th>{escape(h)}</th>" for h in HEADERS)
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>medleak audit of a Flower federation</title><style>{CSS}</style></head><body>",
-        "<h1>medleak audit of a Flower federation</h1>",
-        '<p class="hint">Every client update the server received, attacked as an '
-        "honest-but-curious server could, round by round.</p>",
-    ]
-    if data:
-        parts.append(f"<p><strong>Data: {escape(', '.join(sorted(data)))}</strong></p>")
-    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        return parts[0] + "<p>The store holds no audit records.</p>"
+    federations: dict[str, list[tuple[dict[str, Any], dict[str, torch.Tensor]]]] = {}
     for record, tensors in records:
-        title = f"Round {record.get('round')}, client {record.get('client') or 'all'}"
-        parts.append(f"<section><h2>{escape(title)}</h2>")
+        federations.setdefault(str(record.get("federation")), []).append((record, tensors))
+    lines = []
+    for name, members in federations.items():
+        plain = [r for r, _ in members]
+        outcome, sentence = federation_verdict(plain)
+        prefix = f"federation {name}: " if len(federations) > 1 else ""
+        lines.append(f'<p class="verdict {BADGES[outcome]}">{escape(prefix + sentence)}</p>')
+        lines.extend(f'<p class="note">{escape(n)}</p>' for n in _side_notes(plain))
+    notes = sorted({r.get("data_note") for r, _ in records if r.get("data_note")})
+    if notes:
+        lines.append(f'<p class="note">Data: <strong>{escape(", ".join(notes))}</strong>.</p>')
+    parts.append('<div class="conclusion">' + "".join(lines) + "</div>")
+    parts.append(
+        '<p class="hint">Every client update the server received, attacked as an '
+        "honest-but-curious server could, round by round.</p>"
+    )
+    parts.append(_table("audit", HEADERS, [_row(r) for r, _ in records]))
+    for record, tensors in records:
+        head = f"Round {record.get('round')}, client {record.get('client') or 'all'}"
+        parts.append(f'<div class="audit-update"><h3>{escape(head)}</h3>')
         for key in ("reason", "threat_model_reason", "verdict_reason"):
             if record.get(key):
-                parts.append(f"<p>{escape(key.replace('_', ' '))}: {escape(str(record[key]))}</p>")
+                label = key.replace("_", " ")
+                parts.append(f'<p class="hint">{escape(label)}: {escape(str(record[key]))}</p>')
         guard = record.get("guard") or {}
         if guard:
             parts.append(
-                f"<p>guard at the hospital: {escape(str(guard.get('verdict')))}, "
+                f'<p class="hint">guard at the hospital: {escape(str(guard.get("verdict")))}, '
                 f"{escape(str(guard.get('outcome')))} ({escape(str(guard.get('reason')))})</p>"
             )
         parts.append(_picture(record, tensors))
-        parts.append("</section>")
-    parts.append("</body></html>")
+        parts.append("</div>")
     return "\n".join(parts)
 
 
-def write_audit_report(store: str | Path, out: str | Path) -> Path:
-    """Write the audit report of every ``audit`` record in ``store`` to ``out``."""
-    page = render_audit(read_records(store, AUDIT_KIND))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+def store_kinds(path: Path) -> set[str]:
+    """The kinds of run a sweep store holds (``audit``, ``attack``, ``train``)."""
+    with SweepStore(path, create=False) as store:
+        return {run.kind for run in store.runs()}
+
+
+def audit_section(path: Path) -> str:
+    """The audit section of the report for the sweep store at ``path``."""
+    return render_audit(load_audits(path), Path(path).name)
+
+
+def write_audit_report(store: str | Path, out: str | Path, *, force: bool = False) -> Path:
+    """The report of ``store`` (its audits, and its sweeps if any) written to ``out``."""
+    from medleak.report.html import write_report
+
+    return write_report([store], out, force=force)

@@ -18,6 +18,7 @@ from typing import Any
 
 from medleak.experiments.sqlite_store import StoredRun, SweepStore
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, Verdict, judge
+from medleak.report.grid import grid_png
 from medleak.report.html import BADGES
 from medleak.report.plots import COLORS, _new_figure, figure_png
 
@@ -58,7 +59,7 @@ def label_of(defenses: list[Any]) -> str:
 def collect(runs: list[StoredRun]) -> list[Setting]:
     settings: dict[str, Setting] = {}
     for run in runs:
-        if run.status != "finished":
+        if run.status != "finished" or run.kind == "audit":
             continue
         defenses = run.config.get("defenses", [])
         key = json.dumps(defenses, sort_keys=True)
@@ -287,6 +288,21 @@ def store_conclusion(settings: list[Setting]) -> str:
     return '<div class="conclusion">' + "".join(lines) + "</div>"
 
 
+def _best_grid(store: SweepStore, run: StoredRun) -> bytes | None:
+    """The grid of a stored attack, drawn here from its tensors (older stores kept a PNG)."""
+    data = store.blob(run.run_id, "tensors.safetensors")
+    if data is None:
+        return store.blob(run.run_id, "grid.png")
+    from safetensors.torch import load as load_tensors
+
+    tensors = load_tensors(data)
+    rows = run.metrics.get("per_image") or []
+    captions = [f"PSNR {_fmt(p.get('psnr'), 3)} / SSIM {_fmt(p.get('ssim'), 2)}" for p in rows]
+    if len(captions) != tensors["originals"].shape[0]:
+        captions = []
+    return grid_png(tensors["originals"], tensors["reconstructions"], captions or None)
+
+
 def _png(data: bytes, alt: str) -> str:
     return (
         f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,'
@@ -300,7 +316,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def frontier_section(path: Path) -> str:
     with SweepStore(path, create=False) as store:
-        runs = store.runs()
+        runs = [r for r in store.runs() if r.kind != "audit"]  # audits have their own section
         settings = collect(runs)
         parts = [f"<h2>Frontier: {escape(path.name)}</h2>", store_conclusion(settings)]
         synthetic = any(r.config.get("data", {}).get("source") == "phantom" for r in runs)
@@ -372,7 +388,7 @@ def frontier_section(path: Path) -> str:
         parts.append("<h3>Best reconstruction per defense</h3>")
         for s in settings:
             best = max(s.attacks, key=lambda a: a.metrics.get("ssim") or -1, default=None)
-            grid = store.blob(best.run_id, "grid.png") if best else None
+            grid = _best_grid(store, best) if best else None
             if grid:
                 parts.append(
                     f"<h4>{escape(s.label)} (run {best.run_id})</h4>"  # type: ignore

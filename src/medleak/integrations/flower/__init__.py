@@ -18,7 +18,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "medleak.integrations.flower needs Flower: pip install 'medleak[flower]'"
     ) from exc
 
-from medleak.integrations.flower.audit import AUDIT_KIND, AuditStrategy, DecodeStrategy, save_audit
+from medleak.experiments.audit_store import AUDIT_KIND, load_audits, save_audit
+from medleak.integrations.flower.audit import AuditStrategy, DecodeStrategy
 from medleak.integrations.flower.client import (
     load_global,
     offer_originals,
@@ -42,6 +43,7 @@ __all__ = [
     "LocalTraining",
     "TrainKeys",
     "client_seed",
+    "load_audits",
     "load_global",
     "offer_originals",
     "remember_batch",

@@ -23,21 +23,15 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
-from medleak.experiments.record_store import write_record
+from medleak.experiments.audit_store import save_audit
 from medleak.integrations.flower import messages as m
 from medleak.integrations.flower.guard import GUARD_KEY
 from medleak.integrations.flower.probe import AttackPlan, composition, judge, run_probe
 
-AUDIT_KIND = "audit"
 SECURE_AGGREGATION_NOTE = (
     "secure aggregation: the server sees only the sum of the round's updates; individual "
     "updates are not visible, so none was attacked"
 )
-
-
-def save_audit(store: str | Path, record: dict[str, Any], tensors: dict[str, torch.Tensor]) -> int:
-    """The one place audit records are written (switch here when the sweep store lands)."""
-    return write_record(store, AUDIT_KIND, record, tensors)
 
 
 class DecodeStrategy(Strategy):
@@ -124,7 +118,8 @@ class DecodeStrategy(Strategy):
 class AuditStrategy(DecodeStrategy):
     """Attack every sampled client's update as the server could, and store what leaked.
 
-    store: the SQLite file audit records go to (kind ``audit``). plan: the attack and its budget.
+    store: the sweep store (SQLite) audit records go to, as runs of kind ``audit``.
+    plan: the attack and its budget.
     use_originals: score against the batches clients hand over (simulation only; off by
     default, and replies carrying originals are stripped of them either way).
     secure_aggregation: the federation sums updates under secure aggregation, so individual
@@ -157,14 +152,13 @@ class AuditStrategy(DecodeStrategy):
 
     def _base(self, server_round: int, node: int | None) -> dict[str, Any]:
         return {
-            "kind": AUDIT_KIND,
             "federation": self.federation,
             "round": server_round,
             "client": None if node is None else str(node),
             "strategy": type(self.strategy).__name__,
             "attack": self.plan.attack,
             "image_size": self.plan.image_size,
-            "data": self.data_note,
+            "data_note": self.data_note,
             "secure_aggregation": self.secure_aggregation,
         }
 

@@ -1,0 +1,138 @@
+"""A run's identity and its typed record: what a store saves and the report reads.
+
+The run id is a hash of the canonical configuration: every default resolved, defense specs
+resolved to ``{"name", "params"}`` with all parameters, keys sorted, a weights or learned-prior
+file replaced by the SHA-256 of its bytes (a renamed file is the same run; an overwritten one is
+not). Threads, output paths and the LPIPS folder are excluded: they change where or how fast a
+run goes, never its numbers. The medleak version and git commit are recorded beside the id, not
+in it, so the same experiment keeps its id across versions and a sweep can compare them.
+
+One id function serves every store: a run folder's ``metrics.json``, and the sweep's SQLite
+rows (an attack, or a federated training identified by what it depends on). ``RUN_ID_SCHEME``
+names the canonical form; a store written under an older scheme is matched through
+``legacy_sweep_id`` and reported as another version, never silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medleak.defenses import resolve_spec
+from medleak.experiments.config import RunConfig
+
+RECORD_SCHEMA = 1
+# 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config.
+RUN_ID_SCHEME = 2
+EXCLUDED = (("threads",), ("metrics", "lpips_weights"))
+# Config keys that did not exist when scheme 1 ids were made: (section, key, the value implied).
+SINCE_SCHEME_1 = (("model", "num_classes", None), ("attack", "init", "gray"))
+# Keys of ``data`` that choose the attacked batch, not the federation: a training ignores them.
+BATCH_ONLY = ("offset", "order", "batch_size", "split")
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def canonical_config(config: RunConfig) -> dict[str, Any]:
+    """The configuration that determines a run's numbers, in one canonical form."""
+    data = config.to_dict()
+    for path in EXCLUDED:
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1], None)
+    data["defenses"] = [resolve_spec(s) for s in config.defenses]
+    if config.model.weights:
+        data["model"]["weights"] = _file_digest(config.model.weights)
+    prior = config.attack.prior
+    if prior.endswith(".safetensors") and Path(prior).is_file():
+        data["attack"]["prior"] = _file_digest(prior)
+    return data
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _training_identity(train: dict[str, Any]) -> dict[str, Any]:
+    # Which rounds are saved is an output choice, not part of what the training computes.
+    return {k: v for k, v in train.items() if k != "save_rounds"}
+
+
+def run_id(config: RunConfig, kind: str = "attack", train: dict[str, Any] | None = None) -> str:
+    """16 hex digits of SHA-256 over the canonical configuration (sorted-key JSON).
+
+    ``kind="attack"``: the whole canonical config (plus the training, when the attacked weights
+    come from one of its rounds). ``kind="train"``: what a federated training depends on (data
+    without the batch choice, model without the round, defenses, seed, the training settings).
+    """
+    canonical = canonical_config(config)
+    if kind == "train":
+        if train is None:
+            raise ValueError("a training's id needs its training settings")
+        payload = {
+            "data": {k: v for k, v in canonical["data"].items() if k not in BATCH_ONLY},
+            "model": {k: v for k, v in canonical["model"].items() if k != "round"},
+            "defenses": canonical["defenses"],
+            "seed": canonical["seed"],
+            "train": _training_identity(train),
+        }
+    else:
+        payload = {"config": canonical}
+        if train is not None and config.model.round is not None:
+            payload["train"] = _training_identity(train)
+    return _digest({"kind": kind, **payload})
+
+
+def legacy_sweep_id(config: RunConfig, kind: str, train: dict[str, Any] | None = None) -> str:
+    """The id the first sweep store (scheme 1) gave this run: found only to report it."""
+    raw = config.to_dict()
+    # keys added after scheme 1; at these values the run is the one scheme 1 described
+    for section, key, implicit in SINCE_SCHEME_1:
+        if raw[section].get(key, implicit) == implicit:
+            raw[section].pop(key, None)
+    if kind == "train":
+        assert train is not None
+        payload = {
+            "data": {k: v for k, v in raw["data"].items() if k not in BATCH_ONLY},
+            "model": {k: v for k, v in raw["model"].items() if k != "round"},
+            "defenses": raw["defenses"],
+            "seed": raw["seed"],
+            "train": _training_identity(train),
+        }
+    else:
+        inner = {k: v for k, v in raw.items() if k != "threads"}
+        if raw["model"].get("round") is not None and train is not None:
+            inner["train"] = _training_identity(train)
+        payload = {"config": inner}
+    return _digest({"kind": kind, **payload})
+
+
+@dataclass
+class RunRecord:
+    """One finished run as a store keeps it.
+
+    metrics: what ``metrics.json`` holds. tensors: originals, reconstructions, initial, labels,
+    used_labels. trace_csv / config_yaml: the trace and the config that reruns it.
+    provenance: version, commit, machine (beside the id, not part of it).
+    """
+
+    run_id: str
+    metrics: dict[str, Any]
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    trace_csv: str = ""
+    config_yaml: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema: int = RECORD_SCHEMA

@@ -1,0 +1,131 @@
+"""Run ids are hashes of the canonical configuration, one function for the run folder and the
+sweep store; a store keyed by the first scheme is recognised, not rerun blindly; the run-folder
+store round-trips a record; experiments never imports the report."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import torch
+
+import medleak
+from medleak.experiments.config import RunConfig, apply_overrides, from_dict
+from medleak.experiments.records import RunRecord, canonical_config, run_id
+from medleak.experiments.sqlite_store import SweepStore
+from medleak.experiments.stores import RunFolderStore
+from medleak.experiments.sweep import SweepSummary, plan_todo
+from medleak.experiments.sweep_spec import expand
+
+TINY = {
+    "data": {"source": "phantom", "image_size": 16, "batch_size": 2, "phantom_count": 16},
+    "model": {"name": "lenet", "channels": 1},
+    "attack": {"name": "rog", "iterations": 2, "prior": "none"},
+    "metrics": {"gallery_size": 4},
+    "defenses": ["gaussian:sigma=0.1"],
+}
+SPEC = {
+    "base": TINY,
+    "grid": {"model.round": [0, 1]},
+    "list": [{"seed": 3}],
+    "train": {"clients": 2, "rounds": 1, "local_steps": 2, "local_batch_size": 4},
+}
+# The ids the first sweep store (before one id function) gave SPEC's jobs, in job order.
+SCHEME_1_IDS = [
+    "70f0a15efae76078",
+    "8dd7b658076ca683",
+    "6e56429ce61c1c71",
+    "4cceaa4ffdf22fbb",
+    "2d7105672d46faf2",
+]
+
+
+def test_run_id_ignores_threads_output_and_lpips_folder_but_not_numbers() -> None:
+    base = RunConfig()
+    assert run_id(base) == run_id(apply_overrides(base, {"threads": 1}))
+    assert run_id(base) == run_id(apply_overrides(base, {"metrics.lpips_weights": "/x"}))
+    assert run_id(base) != run_id(apply_overrides(base, {"seed": 1}))
+    assert run_id(base) != run_id(apply_overrides(base, {"attack.iterations": 5}))
+
+
+def test_run_id_resolves_defense_defaults_and_hashes_weight_files(tmp_path: Path) -> None:
+    short = apply_overrides(RunConfig(), {"defenses": ["topk:ratio=0.1"]})
+    full = apply_overrides(RunConfig(), {"defenses": ["topk:ratio=0.1,scope=tensor"]})
+    assert run_id(short) == run_id(full)
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_bytes(b"same")
+    b.write_bytes(b"same")
+    with_a = apply_overrides(RunConfig(), {"model.weights": str(a)})
+    with_b = apply_overrides(RunConfig(), {"model.weights": str(b)})
+    assert canonical_config(with_a)["model"]["weights"].startswith("sha256:")
+    assert run_id(with_a) == run_id(with_b)
+    b.write_bytes(b"other")
+    assert run_id(with_a) != run_id(with_b)
+
+
+def test_the_sweep_and_the_run_folder_use_one_run_id() -> None:
+    sweep = expand({"base": TINY, "grid": {"seed": [0, 1]}})
+    for job in sweep.jobs:
+        # what ``medleak attack`` writes into metrics.json for the same configuration
+        assert job.run_id == run_id(from_dict(job.config))
+    spaced = expand({"base": {**TINY, "defenses": ["topk:ratio=0.1,scope=tensor"]}})
+    short = expand({"base": {**TINY, "defenses": ["topk:ratio=0.1"]}})
+    # the canonical form resolves defense parameters, which the first scheme did not
+    assert spaced.jobs[0].run_id == short.jobs[0].run_id
+    assert spaced.jobs[0].legacy_id != short.jobs[0].legacy_id
+
+
+def test_a_store_of_the_first_id_scheme_is_reported_as_another_version(tmp_path: Path) -> None:
+    sweep = expand(SPEC)
+    assert [j.legacy_id for j in sweep.jobs] == SCHEME_1_IDS
+    assert all(j.run_id != j.legacy_id for j in sweep.jobs)
+    with SweepStore(tmp_path / "old.db") as store:
+        train = sweep.trainings[0]
+        for job in sweep.jobs:  # what the old version wrote: every run finished, old ids
+            assert job.legacy_id is not None
+            old_train = SCHEME_1_IDS[0] if job.train_id == train.run_id else SCHEME_1_IDS[1]
+            link = old_train if job.kind == "attack" else None
+            store.mark_running(job.legacy_id, job.kind, job.label, job.config, link)
+            blobs = {"round-0.safetensors": ("x", b"0"), "round-1.safetensors": ("x", b"1")}
+            provenance = {"medleak_version": medleak.__version__}
+            store.finish(job.legacy_id, {"ssim": 0.5}, None, blobs, 1.0, provenance)
+        summary = SweepSummary()
+        todo = plan_todo(sweep, store, rerun=False, summary=summary)
+        assert todo == [] and summary.skipped == len(sweep.jobs)
+        assert len(summary.other_version) == len(sweep.jobs)
+        assert all("older run id" in line for line in summary.other_version)
+        rows = {r.run_id: r for r in store.runs()}
+        assert set(rows) == {j.run_id for j in sweep.jobs}  # moved, not duplicated
+        assert {rows[j.run_id].train_id for j in sweep.attacks} == {
+            j.run_id for j in sweep.trainings
+        }
+        assert store.blob(train.run_id, "round-1.safetensors") == b"1"
+        again = plan_todo(sweep, store, rerun=True, summary=SweepSummary())
+        assert again == []  # same version now, under the current ids: resume skips them
+
+
+def test_run_folder_store_round_trips_a_record(tmp_path: Path) -> None:
+    record = RunRecord(
+        run_id="abc",
+        metrics={"run_id": "abc", "psnr": 12.5},
+        tensors={"originals": torch.rand(2, 1, 4, 4)},
+        trace_csv="iteration,restart,loss\n0,0,1.0\n",
+        config_yaml="seed: 0\n",
+    )
+    key = RunFolderStore(tmp_path / "run").save(record)
+    back = RunFolderStore(key).load()
+    assert back.run_id == "abc" and back.metrics == record.metrics
+    assert torch.equal(back.tensors["originals"], record.tensors["originals"])
+    assert back.trace_csv == record.trace_csv and back.config_yaml == record.config_yaml
+
+
+def test_experiments_does_not_import_report() -> None:
+    package = Path(__file__).resolve().parents[2] / "src" / "medleak" / "experiments"
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            assert not any(n.startswith("medleak.report") for n in names), path.name
