@@ -39,6 +39,8 @@ def _command_line(args: argparse.Namespace) -> str:
     if args.quick:
         parts.append("--quick")
     parts += ["--store", Path(args.store).name, "--out", args.out.rstrip("/") + "/"]
+    if args.no_run:
+        parts.append("--no-run")
     if args.sample:
         parts += ["--sample", "DIR"]
     if args.specs != "examples/findings":
@@ -124,6 +126,7 @@ def command_findings(args: argparse.Namespace) -> int:
         span,
         cpu_of(shown.values()),
         cpu_of(r for i, r in shown.items() if i in quick_ids),
+        not args.no_run,
     )
     doc = write_findings(
         out, [(BY_NUMBER[e.number], e) for e in entries], info, args.force, preface=args.note

@@ -11,9 +11,9 @@ from opacus.accountants import RDPAccountant
 from medleak.data.batch import Batch
 from medleak.defenses import build_chain, dp_epsilon
 from medleak.defenses.clip import global_norm
-from medleak.defenses.dp import clip_per_example, per_example_gradients, per_example_norms
 from medleak.errors import ConfigError
 from medleak.fl.client import buffers_of, compute_update, parameters_of
+from medleak.fl.estimators import clip_per_example, per_example_gradients, per_example_norms
 from medleak.fl.update import FLSettings
 from medleak.models import build_model
 

@@ -108,6 +108,12 @@ def test_federation_verdict_never_calls_the_unseen_safe() -> None:
         [_r("attacked", NO_MEASURABLE_LEAKAGE, safe), _r("attacked", LEAKS, leak, r=2)]
     )
     assert outcome == LEAKS and "1 of the 2" in sentence and "0.90" in sentence
+    weak = {**_r("attacked", INCONCLUSIVE, safe), "verdict_reason": "Inconclusive: tiny gallery"}
+    outcome, sentence = federation_verdict([weak, _r("attacked", NO_MEASURABLE_LEAKAGE, safe)])
+    assert outcome == INCONCLUSIVE and sentence.endswith(
+        "1 of the 2 the server attacked "
+        "(round 1) a leak could not be ruled out; first reason: tiny gallery"
+    )
     outcome, _ = federation_verdict([_r("attacked", NO_MEASURABLE_LEAKAGE, safe)])
     assert outcome == NO_MEASURABLE_LEAKAGE
     outcome, sentence = federation_verdict([_r("client-error"), _r("client-error")])

@@ -107,6 +107,8 @@ def test_finding_2_falls_with_batch_for_optimisation_attacks() -> None:
     assert only(af.finding_2(rising)).verdict == DISAGREES
     at_floor = _batch_runs({1: 0.0, 2: 0.0, 4: 0.0}, ig)
     assert only(af.finding_2(at_floor)).verdict == INCONCLUSIVE
+    one_batch = _batch_runs({1: 0.6}, ig)  # a trend needs two batch sizes
+    assert only(af.finding_2(one_batch)).verdict == INCONCLUSIVE
 
 
 def test_finding_3_falls_with_tau_times_lr() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from medleak.attacks import analytic, bn_statistics, head_features, sign_support
+from medleak.attacks import analytic, bn_statistics, head_features, quantized_rows, sign_support
 from medleak.attacks.aware_loss import aware_loss, loss_kind
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import (
@@ -126,13 +126,37 @@ def attack(
         is not None,
     }
 
-    found = head = signs = None
+    found = head = signs = rows = None
     if options.analytic:
         found = analytic.disaggregate_update(knowledge, update, seed)
         head = None if found is not None else head_features.exact_head_features(knowledge, update)
         if found is None and head is None:
             signs = sign_support.supports_of(knowledge, update)
-    if signs is not None:
+            if signs is None:
+                rows = quantized_rows.groups_of(knowledge, update, seed)
+    if rows is not None:
+        layer, groups = rows
+        steps = options.feature_iterations or options.iterations
+        images, initial, trace = quantized_rows.reconstruct(
+            knowledge,
+            layer,
+            groups,
+            steps,
+            size // options.scale_factor,
+            quantized_rows.DEFAULT_TV if options.tv is None else options.tv,
+            seed,
+            progress,
+        )
+        info.update(
+            stage="row-groups",
+            layer=layer.weight_name,
+            lattice_residual=groups.residual,
+            feature_iterations=steps,
+            gradient_evaluations=0,
+            budget=0,
+            trace_restart=[0] * len(trace),
+        )
+    elif signs is not None:
         layer, supports = signs
         steps = options.feature_iterations or options.iterations
         images, initial, trace = sign_support.reconstruct(

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from medleak.data.batch import Batch
 from medleak.fl.double_backward import lean_layers
+from medleak.fl.estimators import PLAIN, GradientEstimator
 from medleak.fl.update import FLSettings, Update
 from medleak.models import model_info, to_model_input
 
@@ -31,18 +30,6 @@ def parameters_of(model: nn.Module) -> Params:
 def buffers_of(model: nn.Module) -> Params:
     """Copies of the buffers (BatchNorm running stats): a forward pass must never mutate them."""
     return {name: b.detach().clone() for name, b in model.named_buffers()}
-
-
-def batch_loss(
-    model: nn.Module,
-    params: Mapping[str, torch.Tensor],
-    buffers: Mapping[str, torch.Tensor],
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-) -> torch.Tensor:
-    """Mean cross-entropy; ``targets`` are class indices or per-class probabilities."""
-    logits = functional_call(model, ({**params, **buffers},), (inputs,))
-    return F.cross_entropy(logits, targets)
 
 
 def client_update_tensors(
@@ -64,7 +51,7 @@ def client_update_tensors(
     """
     buffers = buffers_of(model)
     if not create_graph:
-        return _sgd_steps(model, dict(params), buffers, inputs, targets, settings, False)
+        return local_sgd(model, dict(params), buffers, inputs, targets, settings)
     # Views, not the leaves themselves: the autograd engine cannot be asked during
     # ``autograd.grad`` whether it will use a leaf's gradient, and the lean layers ask it.
     current = {n: p.view_as(p) for n, p in params.items()}
@@ -72,24 +59,26 @@ def client_update_tensors(
         inputs = inputs.view_as(inputs)
     # The lean linear layer pays off only where later weights depend on the images (FedAvg).
     with lean_layers(linear=settings.steps > 1):
-        return _sgd_steps(model, current, buffers, inputs, targets, settings, True)
+        return local_sgd(model, current, buffers, inputs, targets, settings, create_graph=True)
 
 
-def _sgd_steps(
+def local_sgd(
     model: nn.Module,
     current: Params,
     buffers: Params,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     settings: FLSettings,
-    create_graph: bool,
+    estimator: GradientEstimator = PLAIN,
+    create_graph: bool = False,
 ) -> Params:
-    """Sum of the step gradients of ``settings.steps`` full-batch SGD steps from ``current``."""
+    """Sum of the step gradients of ``settings.steps`` full-batch SGD steps from ``current``,
+    each step's gradient from ``estimator`` (plain, or DP-SGD's clipped and noised one)."""
     names = list(current)
     total: list[torch.Tensor] | None = None
     for step in range(settings.steps):
-        loss = batch_loss(model, current, buffers, inputs, targets)
-        grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph)
+        estimate = estimator.gradient(model, current, buffers, inputs, targets, create_graph)
+        grads = [estimate[n] for n in names]
         total = list(grads) if total is None else [t + g for t, g in zip(total, grads)]
         if settings.algorithm == "fedavg" and step + 1 < settings.steps:
             # One fused kernel (and one in the backward pass) instead of a product and a
@@ -100,14 +89,18 @@ def _sgd_steps(
     return dict(zip(names, total))
 
 
-def compute_update(model: nn.Module, batch: Batch, settings: FLSettings) -> Update:
-    """What an honest client sends for ``batch`` under ``settings`` (no obfuscation yet)."""
+def compute_update(
+    model: nn.Module, batch: Batch, settings: FLSettings, estimator: GradientEstimator = PLAIN
+) -> Update:
+    """What a client sends for ``batch`` under ``settings`` (no obfuscation yet), each local
+    step's gradient from ``estimator`` (the honest plain gradient unless DP-SGD is asked for)."""
+    estimator.check(model)
     params = {n: p.requires_grad_(True) for n, p in parameters_of(model).items()}
     inputs = to_model_input(batch.images, model_info(model).channels)
     # The copies are updated in place by every training-mode forward pass: after the steps they
     # hold the running statistics the client would send.
     buffers = buffers_of(model)
-    tensors = _sgd_steps(model, dict(params), buffers, inputs, batch.labels, settings, False)
+    tensors = local_sgd(model, dict(params), buffers, inputs, batch.labels, settings, estimator)
     tensors = {n: t.detach() for n, t in tensors.items()}
     update = Update(
         buffers=buffers if settings.sends_buffers and buffers else None,

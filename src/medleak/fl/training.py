@@ -4,9 +4,9 @@ FedAvg (McMahan et al. 2017) over partitioned clients. Each sampled client runs 
 SGD from the global weights and sends its pseudo-gradient (w0 - w_tau) / lr, the sum of its step
 gradients, through the same defense chain as the attack runs, so a setting's accuracy and its
 leakage come from the same obfuscation. A leading ``dp`` makes every local step a DP-SGD step
-(per-example clipping + noise, the client's estimator in ``defenses.dp``); its epsilon is
-accounted over every step of every round a client took part in, with Opacus's RDP accountant,
-and the worst client's epsilon is reported.
+(per-example clipping + noise, ``fl.estimators.DpSgdGradient``); its epsilon is accounted by
+one stateful ``fl.accountant.PrivacyAccountant`` per client (Opacus's RDP), stepped each round
+the client takes part in, and the worst client's epsilon is reported.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from torch.func import functional_call
 from medleak.data import DataSpec, open_dataset
 from medleak.data.batch import Batch
 from medleak.defenses import DefenseChain
-from medleak.defenses.dp import noisy_clipped_gradient
 from medleak.errors import ConfigError
-from medleak.fl.client import batch_loss, buffers_of, parameters_of
+from medleak.fl.accountant import PrivacyAccountant
+from medleak.fl.client import buffers_of, parameters_of
 from medleak.fl.partition import PARTITIONS, partition
 from medleak.fl.update import FLSettings, Update
 from medleak.models import to_model_input
@@ -245,8 +245,7 @@ def _local_update(
     per_epoch = math.ceil(n / batch_size)
     steps = config.local_epochs * per_epoch if config.local_epochs else config.local_steps
     generator = torch.Generator().manual_seed(seed)
-    dp = chain.dp_params
-    dp_generator = torch.Generator().manual_seed(_mix(seed, 1))
+    estimator = chain.estimator(torch.Generator().manual_seed(_mix(seed, 1)))
     current = {k: v.detach().clone() for k, v in global_params.items()}
     names = list(current)
     total = {k: torch.zeros_like(v) for k, v in current.items()}
@@ -259,16 +258,7 @@ def _local_update(
         index = order[position : position + batch_size]
         position += batch_size
         x, y = inputs_all[index], data.labels[index]
-        if dp is not None:
-            grads = noisy_clipped_gradient(
-                model, current, buffers, x, y, dp["c"], dp["z"], dp_generator
-            )
-        else:
-            leaves = {k: v.requires_grad_(True) for k, v in current.items()}
-            loss = batch_loss(model, leaves, buffers, x, y)
-            values = torch.autograd.grad(loss, [leaves[k] for k in names])
-            grads = {k: g.detach() for k, g in zip(names, values)}
-            current = {k: v.detach() for k, v in current.items()}
+        grads = estimator.gradient(model, current, buffers, x, y)
         for k in names:
             total[k] += grads[k]
             current[k] = current[k] - config.local_lr * grads[k]
@@ -284,15 +274,10 @@ def _local_update(
 
 def dp_epsilon_of(history: Sequence[tuple[float, float, int]], delta: float) -> float:
     """epsilon of one client's history of (noise multiplier, sample rate, steps), Opacus RDP."""
-    from opacus.accountants import RDPAccountant
-
-    accountant = RDPAccountant()
+    accountant = PrivacyAccountant(delta, resample_each_step=True)
     for z, q, steps in history:
-        for _ in range(steps):
-            accountant.step(noise_multiplier=z, sample_rate=q)
-    if not accountant.history:
-        return 0.0
-    return float(accountant.get_epsilon(delta=delta))
+        accountant.step_round(z, q, steps)
+    return accountant.epsilon()
 
 
 def train_federated(
@@ -315,7 +300,10 @@ def train_federated(
     dp = chain.dp_params
     if dp is not None and math.isinf(dp["z"]) is False and dp["z"] == 0:
         dp = dp  # z = 0: epsilon is infinite, recorded as None below
-    history: list[list[tuple[float, float, int]]] = [[] for _ in clients]
+    # one stateful accountant per client, stepped each round it takes part in (fresh minibatch
+    # every local step: each step is a subsampled Gaussian)
+    delta = dp["delta"] if dp is not None else 0.5
+    accountants = [PrivacyAccountant(delta, resample_each_step=True) for _ in clients]
     curves: dict[str, list[float | None]] = {
         "round": [],
         "accuracy": [],
@@ -357,7 +345,7 @@ def train_federated(
             client_buffers.append(local_buffers)
             if dp is not None:
                 rate = min(1.0, min(config.local_batch_size, len(clients[c])) / len(clients[c]))
-                history[c].append((float(dp["z"]), rate, steps))
+                accountants[c].step_round(float(dp["z"]), rate, steps)
         for k in params:
             mean = torch.stack([u.tensors[k] for u in updates]).mean(0)
             params[k] = params[k] - config.server_lr * config.local_lr * mean
@@ -368,7 +356,7 @@ def train_federated(
             if dp["z"] == 0:
                 epsilon = None
             else:
-                epsilon = max(dp_epsilon_of(h, dp["delta"]) for h in history)
+                epsilon = max(a.epsilon() for a in accountants)
         record(r, float(np.mean(bits)), epsilon)
     final = {k: curves[k][-1] for k in ("accuracy", "auc", "loss")}
     metrics = {
@@ -389,4 +377,4 @@ def train_federated(
         "data_split": split.description,
         "defenses": chain.resolved,
     }
-    return TrainResult(curves, metrics, states, history)
+    return TrainResult(curves, metrics, states, [a.rounds for a in accountants])

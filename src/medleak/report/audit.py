@@ -108,9 +108,11 @@ def federation_verdict(records: Sequence[dict[str, Any]]) -> tuple[str, str]:
         )
     unsure = [r for r in attacked if r.get("verdict") != NO_MEASURABLE_LEAKAGE]
     if unsure:
+        why = str(unsure[0].get("verdict_reason") or "").removeprefix("Inconclusive: ")
         return INCONCLUSIVE, (
-            f"Inconclusive: no update clearly leaked, but {len(unsure)} of the {n} the server "
-            f"attacked ({span}) could not be told apart from a leak."
+            f"Inconclusive: no update clearly leaked, but for {len(unsure)} of the {n} the "
+            f"server attacked ({span}) a leak could not be ruled out"
+            + (f"; first reason: {why}" if why else ".")
         )
     return NO_MEASURABLE_LEAKAGE, (
         f"No measurable leakage: none of the {n} client updates the server attacked ({span}) "

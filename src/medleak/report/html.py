@@ -30,6 +30,7 @@ from medleak.experiments.stores import (
     TENSORS_FILE,
     TRACE_FILE,
 )
+from medleak.metrics.registry import METRICS
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, judge
 from medleak.private_files import private_dir, write_private
 from medleak.report.grid import grid_png
@@ -325,49 +326,49 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
 def developer_notes(m: dict[str, Any]) -> list[tuple[str, str]]:
     """Absent metrics and how to enable them: for whoever runs medleak, not for the finding."""
     notes: list[tuple[str, str]] = []
-    for key, label in (
-        ("ms_ssim", "MS-SSIM"),
-        ("lpips", "LPIPS"),
-        ("rdlv", "RDLV"),
-        ("patient_reid_rate", "patient re-identification"),
-    ):
-        reason = m.get(f"{key}_reason") or (
-            m.get("patient_reid_reason") if key == "patient_reid_rate" else None
-        )
-        if m.get(key) is None and reason:
-            notes.append((f"{label} absent", reason))
+    for name, metric in METRICS.items():
+        reason = m.get(f"{name}_reason")
+        if m.get(name) is None and reason:
+            notes.append((f"{metric.label} absent", str(reason)))
+    if m.get("patient_reid_rate") is None and m.get("patient_reid_reason"):
+        notes.append(("patient re-identification absent", str(m["patient_reid_reason"])))
     return notes
+
+
+def cell_text(value: Any, digits: int | None) -> str:
+    """A registered metric's number as the report shows it (yes/no for flags, n/a if absent)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "n/a"
+    if digits is None or not isinstance(value, float):
+        return str(value)
+    return fmt(value, digits)
 
 
 def _per_image_rows(m: dict[str, Any]) -> list[list[str]]:
     rows = []
     per_image = m.get("per_image") if isinstance(m.get("per_image"), list) else []
+    cells = [c for metric in METRICS.values() for c in metric.cells]
     for p in per_image:
         if not isinstance(p, dict):
             continue
-        rank = p.get("reid_rank")
         rows.append(
             [
                 str(p.get("index", "")),
                 str(p.get("source", "")),
                 _label(p.get("label")),
                 str(p.get("matched_to", "")),
-                fmt(p.get("psnr"), 1),
-                fmt(p.get("ssim"), 3),
-                fmt(p.get("ms_ssim"), 3),
-                fmt(p.get("lpips"), 3),
-                str(rank) if rank is not None else "n/a",
-                {True: "yes", False: "no"}.get(p.get("reidentified"), "n/a"),
-                fmt(p.get("rdlv"), 2) if p.get("rdlv") is not None else "n/a",
             ]
+            + [cell_text(p.get(c.key), c.digits) for c in cells]
         )
     return rows
 
 
-PER_IMAGE_HEADERS = (
-    "#", "source", "label", "matched to", "PSNR (dB)", "SSIM", "MS-SSIM", "LPIPS",
-    "re-id rank", "re-identified", "RDLV",
-)  # fmt: skip
+def per_image_headers() -> tuple[str, ...]:
+    """The per-image table's headers: the image, then each registered metric's columns."""
+    cells = [c.header for metric in METRICS.values() for c in metric.cells]
+    return ("#", "source", "label", "matched to", *cells)
 
 
 def _captions(m: dict[str, Any], n: int) -> list[str] | None:
@@ -418,7 +419,7 @@ def run_section(view: RunView, index: int) -> str:
     )
     rows = _per_image_rows(m)
     table = (
-        _table("per-image", PER_IMAGE_HEADERS, rows)
+        _table("per-image", per_image_headers(), rows)
         if rows
         else '<p class="note">No per-image scores recorded.</p>'
     )
@@ -454,10 +455,10 @@ def run_section(view: RunView, index: int) -> str:
 </section>"""
 
 
-COMPARISON_HEADERS = (
-    "run", "attack", "model", "defense", "PSNR (dB)", "SSIM", "LPIPS", "re-id rate",
-    "chance", "p", "patient re-id", "label accuracy", "update size", "epsilon",
-)  # fmt: skip
+def comparison_headers() -> tuple[str, ...]:
+    """The comparison table's headers: the run, each registered metric's cells, cost, privacy."""
+    cells = [c.header for metric in METRICS.values() for c in metric.compare]
+    return ("run", "attack", "model", "defense", *cells, "update size", "epsilon")
 
 
 def comparison_section(views: Sequence[RunView]) -> str:
@@ -471,17 +472,13 @@ def comparison_section(views: Sequence[RunView]) -> str:
                 str(m.get("attack", "n/a")),
                 str(m.get("model", "n/a")),
                 _defense_text(m),
-                fmt(m.get("psnr"), 1),
-                fmt(m.get("ssim"), 3),
-                fmt(m.get("lpips"), 3),
-                fmt(m.get("reid_rate")),
-                fmt(m.get("reid_chance"), 3),
-                fmt(m.get("reid_p_value"), 3),
-                fmt(m.get("patient_reid_rate")),
-                fmt(m.get("label_accuracy")),
-                fmt_bits(m.get("bits_sent")),
-                fmt(m.get("epsilon"), 3),
             ]
+            + [
+                fmt(m.get(c.key), c.digits if c.digits is not None else 2)
+                for metric in METRICS.values()
+                for c in metric.compare
+            ]
+            + [fmt_bits(m.get("bits_sent")), fmt(m.get("epsilon"), 3)]
         )
     names = [v.name for v in views]
     chart = _img(comparison_chart(names, [v.metrics for v in views]), "metrics per run", "chart")
@@ -511,7 +508,7 @@ def comparison_section(views: Sequence[RunView]) -> str:
   <p class="hint">Runs in the order given. Re-id rate: share of victim images the server could
   pick out of the gallery; chance: the rate random guessing reaches; p: how often random
   guessing would do at least as well (below 0.05: not luck).</p>
-  {_table("comparison", COMPARISON_HEADERS, rows)}
+  {_table("comparison", comparison_headers(), rows)}
   {chart}
   {strip}
 </section>"""

@@ -15,14 +15,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-# (key in metrics.json, axis title, fixed y-range or None, higher means more leakage?)
-MAIN_METRICS = (
-    ("psnr", "PSNR (dB)", None),
-    ("ssim", "SSIM", (0.0, 1.0)),
-    ("reid_rate", "re-identification rate\n(dashes: chance level)", (0.0, 1.0)),
-    ("label_accuracy", "label accuracy", (0.0, 1.0)),
-)
+from medleak.metrics.registry import METRICS  # noqa: E402
+
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -70,20 +69,24 @@ def comparison_chart(names: Sequence[str], records: Sequence[dict]) -> bytes:
 
     The re-identification panel draws the chance level (1 / gallery size) as a dashed tick per run.
     """
-    metrics = list(MAIN_METRICS)
-    if any(isinstance(r.get("lpips"), (int, float)) for r in records):
-        metrics.append(("lpips", "LPIPS (lower = closer)", None))
+    charted = [m for m in METRICS.values() if m.chart]
+    shown = [m for m in charted if any(_number(r.get(m.name)) for r in records)]
+    metrics = [(m.name, m.chart_title or m.label, m.limits, m.chart_digits) for m in shown]
+    if not metrics:  # nothing measured: still one panel, every bar marked n/a
+        metrics = [
+            (m.name, m.chart_title or m.label, m.limits, m.chart_digits) for m in charted[:1]
+        ]
     fig = _new_figure(min(16.0, 3.2 * len(metrics)), 3.4 + 0.12 * max(len(n) for n in names))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     x = list(range(len(names)))
-    for ax, (key, title, limits) in zip(axes, metrics, strict=True):
+    for ax, (key, title, limits, digits) in zip(axes, metrics, strict=True):
         values = [r.get(key) if isinstance(r.get(key), (int, float)) else None for r in records]
         heights = [v if v is not None else 0.0 for v in values]
         colors = [COLORS[i % len(COLORS)] for i in x]
         bars = ax.bar(x, heights, color=colors)
         top = limits[1] if limits else max([v for v in values if v is not None] or [1.0]) * 1.15
         for bar, v in zip(bars, values, strict=True):
-            text = "n/a" if v is None else (f"{v:.1f}" if key == "psnr" else f"{v:.2f}")
+            text = "n/a" if v is None else f"{v:.{digits}f}"
             ax.text(
                 bar.get_x() + bar.get_width() / 2,
                 (v or 0) + 0.01 * top,

@@ -159,7 +159,10 @@ def finding_2(runs: Sequence[StoredRun]) -> list[Outcome]:
                     f"({_ends(xs, stats)})"
                 )
                 continue
-            if not stats or stats[0].mean < MARGIN:
+            if len(xs) < 2:
+                flat.append(f"{label} (one batch size only: {_ends(xs, stats)})")
+                continue
+            if stats[0].mean < MARGIN:
                 flat.append(f"{label} ({_ends(xs, stats)})")
                 continue
             optimisation.append(label)
@@ -168,7 +171,8 @@ def finding_2(runs: Sequence[StoredRun]) -> list[Outcome]:
         not_falling = [x for x in optimisation if x not in falling]
         if not optimisation:
             verdict = INCONCLUSIVE
-            reason = "no optimisation attack leaks at its smallest batch: " + "; ".join(flat)
+            reason = "no optimisation attack leaks at its smallest batch over two or more batch "
+            reason += "sizes: " + "; ".join(flat)
         else:
             verdict = AGREES if not not_falling else DISAGREES
             reason = (
@@ -181,7 +185,7 @@ def finding_2(runs: Sequence[StoredRun]) -> list[Outcome]:
                     f"{n} ({_ends(*_pick(panel, n))})" for n in not_falling
                 )
             if flat:
-                reason += "; at the floor already at the smallest batch: " + "; ".join(flat)
+                reason += "; not judged (at the floor or one batch size): " + "; ".join(flat)
         if analytic_text:
             reason += "; " + "; ".join(analytic_text)
         headers = ["model, attack"] + [f"batch {b}" for b in batches] + ["rank corr."]

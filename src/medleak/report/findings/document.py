@@ -43,6 +43,7 @@ class RunInfo:
     span: tuple[float, float] | None = None  # first start, last finish of the runs shown
     cpu: tuple[float, int, int] | None = None  # CPU s of the runs shown, runs measured, shown
     quick_cpu: tuple[float, int, int] | None = None  # the same over the --quick subset
+    ran: bool = True  # False: written from the store alone (--no-run)
 
 
 def document_paths(out: Path) -> tuple[Path, Path]:
@@ -192,12 +193,17 @@ def write_findings(
     if preface:
         head += [preface, ""]
     minutes = info.seconds / 60
+    work = (
+        f"this invocation computed {info.computed} runs and reused {info.reused} from the store "
+        f"in {minutes:.1f} min ({info.failed} failed)"
+        if info.ran
+        else "written from the store without running anything (`--no-run`)"
+    )
     head += [
         f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `{info.command}` ({info.mode} "
         f"version) on {platform.machine()} with {info.workers} workers x {info.threads} thread: "
-        f"this invocation computed {info.computed} runs and reused {info.reused} from the store "
-        f"in {minutes:.1f} min ({info.failed} failed); the runs shown took "
-        f"{total_seconds / 60:.1f} min of run time in all (sum over runs, wall clock per run).",
+        f"{work}; the runs shown took {total_seconds / 60:.1f} min of run time in all (sum over "
+        "runs, wall clock per run).",
         "",
     ]
     if info.span is not None:
@@ -208,15 +214,13 @@ def write_findings(
             f"{os.cpu_count()} CPU cores).",
             "",
         ]
-    for name, cpu in (("the runs shown", info.cpu), ("the `--quick` subset", info.quick_cpu)):
+    for name, cpu in (("the runs shown", info.cpu), ("the `--quick` runs shown", info.quick_cpu)):
         if cpu is not None and cpu[1]:
             seconds, measured, total = cpu
-            scale = total / measured
             head += [
-                f"CPU time of {name}: {seconds / 60:.1f} min over the {measured} of {total} runs "
-                f"that measured it (a run's own CPU seconds, what it takes on an idle core); "
-                f"scaled to all {total}, about {seconds * scale / 60:.0f} CPU-min, i.e. about "
-                f"{seconds * scale / 120:.0f} min on 2 idle cores with 2 workers.",
+                f"CPU time of {name}: {seconds / 60:.1f} min summed over the {measured} of "
+                f"{total} runs that recorded it (a run's own CPU seconds: about what it takes "
+                "alone on an idle core; the others ran before medleak recorded CPU time).",
                 "",
             ]
     head += _md_table(
