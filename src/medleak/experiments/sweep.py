@@ -85,6 +85,7 @@ class LocalBackend:
         self.workers = workers
         self.threads = threads
         self._pool: ProcessPoolExecutor | None = None
+        self._known: dict[int, Any] = {}
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -97,7 +98,14 @@ class LocalBackend:
         return self._pool
 
     def submit(self, payload: dict[str, Any]) -> Future:
-        return self._executor().submit(run_job, payload)
+        future = self._executor().submit(run_job, payload)
+        self._remember()
+        return future
+
+    def _remember(self) -> None:
+        """Keep each worker's handle: after a death its exit signal says why."""
+        assert self._pool is not None
+        self._known.update(getattr(self._pool, "_processes", {}) or {})
 
     def reset(self) -> str | None:
         """After a worker died: drop the broken pool; returns how the dead worker died.
@@ -107,9 +115,10 @@ class LocalBackend:
         """
         if self._pool is None:
             return None
-        codes = [p.exitcode for p in getattr(self._pool, "_processes", {}).values()]
-        self._kill()
-        self._pool = None
+        processes = list(self._known.values())
+        killed = self._kill()
+        self._pool, self._known = None, {}
+        codes = [p.exitcode for p in processes if p not in killed]
         signals = {-c for c in codes if c is not None and c < 0 and -c != signal.SIGTERM}
         if not signals:
             return None
@@ -118,13 +127,15 @@ class LocalBackend:
             return "SIGKILL, as the kernel's out-of-memory killer sends"
         return ", ".join(names) or None
 
-    def _kill(self) -> None:
+    def _kill(self) -> list[Any]:
+        """Kill the pool's live workers; returns those killed here (not the dead one)."""
         assert self._pool is not None
         processes = list(getattr(self._pool, "_processes", {}).values())
-        for process in processes:
-            if process.is_alive():
-                process.kill()
+        killed = [p for p in processes if p.is_alive()]
+        for process in killed:
+            process.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        return killed
 
     def close(self, abort: bool = False) -> None:
         if self._pool is None:
