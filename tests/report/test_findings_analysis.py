@@ -230,3 +230,46 @@ def test_explanation_only_for_disagreements_and_with_numbers() -> None:
     runs = _dlg([35, 12, 10])
     text = explain(1, only(af.finding_1(runs)), runs)
     assert "10.0 to 35.0 dB" in text  # the spread comes from the runs, not from a fixed text
+
+
+def test_why_4_follows_the_numbers() -> None:
+    from medleak.report.findings.explain import explain
+
+    def bn(switch: bool, value: float, seed: int) -> StoredRun:
+        return run(
+            seed=seed,
+            attack={"name": "ig", "iterations": 50, "bn_statistics": switch},
+            metrics=ssim(value),
+            model__name="resnet18",
+        )
+
+    floor = [bn(s, 0.01, i) for s in (False, True) for i in range(3)]
+    text = explain(4, only(af.finding_4(floor)), floor)
+    assert "stays at the floor" in text and "0.01 without and 0.01 with" in text
+    leaking = [bn(False, 0.30, i) for i in range(3)] + [bn(True, 0.32, i) for i in range(3)]
+    text = explain(4, only(af.finding_4(leaking)), leaking)
+    assert "stays at the floor" not in text and "0.30 without and 0.32 with" in text
+
+
+def test_contrast_matches_settings_across_sources() -> None:
+    from medleak.report.findings.contrast import contrast, contrast_row, summary_sentence
+
+    def pair(batch: int, phantom: float, xray: float, seeds: int = 3) -> list[StoredRun]:
+        return [
+            run(source=src, seed=i, metrics=ssim(v, blank), data__batch_size=batch)
+            for src, v, blank in (("phantom", phantom, 0.1), ("/x", xray, 0.4))
+            for i in range(seeds)
+        ]
+
+    runs = pair(1, 0.6, 0.2) + pair(2, 0.3, 0.29)
+    runs += [run(seed=0, metrics=ssim(0.9), data__batch_size=16)]  # phantoms only: not matched
+    c = contrast(3, runs)
+    assert c is not None and c.settings == 2 and c.differ == 1
+    assert c.phantom is not None and c.phantom.mean == pytest.approx(0.45)
+    assert c.sample is not None and c.sample.mean == pytest.approx(0.245)
+    assert c.floor_sample is not None and c.floor_sample.mean == pytest.approx(0.4)
+    assert c.widest is not None and c.widest[0].startswith("lenet, batch 1")
+    row = contrast_row(c, ("agrees", "disagrees"))
+    assert "outcome differs" in row[1] and "1 of 2" in row[3] and "-0.40" in row[5]
+    assert "leak less in 1" in summary_sentence([c])
+    assert contrast(3, pair(1, 0.5, 0.5)[:3]) is None  # phantoms only: nothing to compare

@@ -19,6 +19,13 @@ from medleak.errors import MedleakError
 from medleak.private_files import private_dir, write_private
 from medleak.report.findings.catalog import Finding
 from medleak.report.findings.collect import FindingRuns
+from medleak.report.findings.contrast import (
+    CONTRAST_HEADERS,
+    Contrast,
+    contrast,
+    contrast_row,
+    summary_sentence,
+)
 from medleak.report.findings.explain import explain
 from medleak.report.findings.figures import finding_figure
 from medleak.report.findings.outcome import AGREES, DISAGREES, Outcome
@@ -143,6 +150,20 @@ def _outcome(outcome: Outcome) -> list[str]:
     return lines + [""]
 
 
+def _contrast_section(contrasts: list[tuple[Contrast, tuple[str, str]]]) -> list[str]:
+    """Where the real X-rays differ from the phantoms (matched settings; empty without both)."""
+    if not contrasts:
+        return []
+    lines = [
+        "## Where the X-ray sample differs from the phantoms",
+        "",
+        "Same settings (model, batch, attack, defense, FedAvg steps, seeds) on both sources; "
+        "only the images differ. " + summary_sentence([c for c, _ in contrasts]) + ".",
+        "",
+    ]
+    return lines + _md_table(CONTRAST_HEADERS, [contrast_row(c, v) for c, v in contrasts]) + [""]
+
+
 def write_findings(
     out: Path,
     findings: list[tuple[Finding, FindingRuns]],
@@ -157,6 +178,7 @@ def write_findings(
     private_dir(figures)
     body: list[str] = []
     summary_rows = []
+    contrasts: list[tuple[Contrast, tuple[str, str]]] = []
     total_seconds = 0.0
     for finding, runs in findings:
         total_seconds += sum(r.seconds or 0.0 for r in runs.runs if r.status == "finished")
@@ -168,6 +190,9 @@ def write_findings(
             write_private(figures / name, png)
             rel = f"{FIGURES}/{name}"
         by_source = {o.source: o.verdict for o in outcomes}
+        both = contrast(finding.number, runs.runs)
+        if both is not None:
+            contrasts.append((both, (by_source.get(PHANTOM, "-"), by_source.get(SAMPLE, "-"))))
         summary_rows.append(
             [
                 str(finding.number),
@@ -226,6 +251,7 @@ def write_findings(
     head += _md_table(
         ["#", "finding", "phantoms", "X-ray sample", "runs in store"], summary_rows
     ) + [""]
+    head += _contrast_section(contrasts)
     text = "\n".join(head + body).rstrip() + "\n"
     write_private(doc, text.encode())
     return doc

@@ -90,16 +90,29 @@ def why_3(outcome: Outcome, runs: Sequence[StoredRun]) -> str:
 
 
 def why_4(outcome: Outcome, runs: Sequence[StoredRun]) -> str:
-    members = _of(runs, outcome.source)
+    members = [r for r in _of(runs, outcome.source) if get(r.config, "model.name") == "resnet18"]
     if not members:
         return ""
+    off = [r for r in members if not get(r.config, "attack.bn_statistics")]
+    on = [r for r in members if get(r.config, "attack.bn_statistics")]
+    iterations = get(members[0].config, "attack.iterations")
+    numbers = (
+        f"SSIM above floor {_leak(off)} without and {_leak(on)} with the statistics; SSIM "
+        f"{_metric(members, 'ssim')} against a blank floor of {_metric(members, 'blank_ssim')}"
+    )
+    low = [s for s in (summarise(leak(r.metrics) for r in g) for g in (off, on)) if s is not None]
+    if low and max(s.mean for s in low) < 0.05:
+        return (
+            f"IG with {iterations} iterations on a randomly initialised BatchNorm ResNet-18 stays "
+            f"at the floor with or without the statistics ({numbers}): the statistics term has "
+            "exact targets (it is ~0 at the true images) but the optimisation does not get there "
+            "in this budget (Hatamizadeh et al. run far longer optimisations)"
+        )
     return (
-        f"IG with {get(members[0].config, 'attack.iterations')} iterations on a randomly "
-        "initialised BatchNorm ResNet-18 stays at the floor with or without the statistics "
-        f"(SSIM {_metric(members, 'ssim')} against a blank floor of "
-        f"{_metric(members, 'blank_ssim')}): the statistics term has exact targets (it is ~0 at "
-        "the true images) but the optimisation does not get there in this budget (Hatamizadeh et "
-        "al. run far longer optimisations)"
+        f"IG with {iterations} iterations on the BatchNorm ResNet-18 ({numbers}): at batch "
+        f"{get(members[0].config, 'data.batch_size')} the batch statistics are means over so "
+        "few images that matching the gradient alone already constrains them; Hatamizadeh et "
+        "al. report the gap at larger batches and longer optimisations"
     )
 
 
