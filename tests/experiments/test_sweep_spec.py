@@ -104,6 +104,8 @@ def test_shipped_frontier_specs_validate() -> None:
         d[0].split(":")[0] if d else "none" for d in (j.config["defenses"] for j in sweep.attacks)
     }
     assert {"none", "gaussian", "dp", "topk", "qsgd", "sign", "powersgd"} <= names
-    assert len(sweep.trainings) == len(sweep.attacks)
+    # three attacked batches (offsets) per defense setting share its one training
+    assert len(sweep.attacks) == 3 * len(sweep.trainings)
+    assert {j.config["data"]["offset"] for j in sweep.attacks} == {0, 2, 4}
     kaggle = load_spec(root / "frontier-kaggle.yaml", {"data.source": "/data/chest_xray"})
     assert kaggle.attacks[0].config["data"]["source"] == "/data/chest_xray"

@@ -7,8 +7,9 @@ recomputes the update: the defense chain after it only transforms updates (``Upd
 
 DP-SGD (Abadi et al., CCS 2016, "Deep Learning with Differential Privacy"): per-example
 gradients, each clipped to L2 norm ``c``, summed, Gaussian noise of std ``z c`` added, divided by
-the batch size. Per-example gradients are torch.func ``vmap(grad(...))`` over the same
-``batch_loss`` the plain estimator uses; BatchNorm mixes the examples of a batch, so they are
+the batch size. The clipped sum comes from layer rules on one batch pass (``fl.per_example``)
+where every layer has one, else from torch.func ``vmap(grad(...))`` over the same ``batch_loss``
+the plain estimator uses; BatchNorm mixes the examples of a batch, so per-example gradients are
 undefined there and the DP estimator refuses such models (Opacus does the same).
 """
 
@@ -24,6 +25,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from medleak.errors import ConfigError
+from medleak.fl.per_example import clipped_gradient_sum
 from medleak.models import has_batchnorm
 
 Params = dict[str, torch.Tensor]
@@ -145,11 +147,17 @@ def noisy_clipped_gradient(
     chunk = max(1, _CHUNK_FLOATS // max(1, floats))
     total: Params = {n: torch.zeros_like(p) for n, p in params.items()}
     for start in range(0, batch, chunk):
-        grads = per_example_gradients(
-            model, params, buffers, inputs[start : start + chunk], targets[start : start + chunk]
-        )
-        for name, g in clip_per_example(grads, c).items():
-            total[name] += g.sum(0)
+        x, y = inputs[start : start + chunk], targets[start : start + chunk]
+        summed = clipped_gradient_sum(model, params, buffers, x, y, c)
+        if summed is None:  # a layer without a rule: materialise each example's gradient
+            summed = {
+                n: g.sum(0)
+                for n, g in clip_per_example(
+                    per_example_gradients(model, params, buffers, x, y), c
+                ).items()
+            }
+        for name, g in summed.items():
+            total[name] += g
     out = {}
     for name, t in total.items():
         noise = torch.randn(t.shape, generator=generator, device=t.device, dtype=t.dtype)
