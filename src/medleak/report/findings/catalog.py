@@ -99,7 +99,7 @@ FINDINGS: tuple[Finding, ...] = (
         "Differentially private SGD with enough noise prevents gradient inversion, and the noise "
         "costs model accuracy.",
         "Abadi et al., Deep Learning with Differential Privacy, CCS 2016; Zhu et al. 2019 on noise",
-        "DP-SGD (clip 1, noise multiplier z = 0.5, 2) in the attacked update (ROG's LeNet, "
+        "DP-SGD (clip 1, noise multiplier z = 0.5, 1, 2) in the attacked update (ROG's LeNet, "
         "FedSGD, 32 px, batch 2, ROG) and in every local step of a 4-client, 6-round FedAvg "
         "(2 of 4 clients per round, 30 local steps) "
         "training of the same setting",
