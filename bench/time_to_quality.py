@@ -2,31 +2,41 @@
 
     python bench/time_to_quality.py [--only NAME ...] [--budgets 10,25,50,100] [--offsets 0,4]
                                     [--data DIR] [--threads N] [--json OUT]
+                                    [--core rog-core|rog-l2] [--bf16]
 
 Speed alone says little when the per-iteration work is already near the matrix-multiply ceiling;
 what matters is how soon an attack leaks. For each setting and each iteration budget, medleak's
-attack and ROG's core loop (``rog-l2``, as in ``bench/quality.py``) run through the public
+attack and ROG's core loop (``rog-core``: the ``--preset rog-core`` options, uniform start; or
+``rog-l2``, the same from medleak's gray start, as in ``bench/quality.py``) run through the public
 pipeline on the same victims; the table gives, per loop, the attack seconds of the smallest
 budget whose batch-mean PSNR reaches the blank image's + 3 dB (``-`` when none does), and the
 PSNR / SSIM at the largest budget. Each budget is its own run (the step-size schedules depend
 on the budget), so the time to target is resolved to the budget grid, not to one iteration.
 The victims are the real sample next to the repository when present (two batches, ``--offsets``),
 else synthetic phantoms (the table says which).
+
+``--bf16`` (opt-in, measured, never assumed) adds a ``medleak+bf16`` loop: the same attack run
+under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (the client's update is computed in float32
+as always; only the attacker's forward / double-backward passes drop to bfloat16), so that its
+time and quality sit beside float32's in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import ROG_L2, SAMPLE  # noqa: E402
+from quality import ROG_CORE, ROG_L2, SAMPLE  # noqa: E402
 
+import medleak.attacks as attacks  # noqa: E402
 from medleak.experiments.config import RunConfig, apply_overrides  # noqa: E402
 from medleak.experiments.run import execute, plan_run  # noqa: E402
 
@@ -38,26 +48,51 @@ COMMON: dict[str, Any] = {
     "attack.labels": "inferred",
     "metrics.gallery_size": 8,
 }
-# name -> (medleak's overrides, the ROG core's overrides); both on top of COMMON.
+# name -> (the setting: model, size, batch; medleak's own overrides on top of it). The ROG core
+# loop runs the setting with ``CORES[--core]``; everything sits on top of COMMON.
 SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "lenet-dlg/32/b1": (
         {"model.name": "lenet-dlg", "data.image_size": 32, "data.batch_size": 1},
-        {**ROG_L2, "model.name": "lenet-dlg", "data.image_size": 32, "data.batch_size": 1},
+        {},
     ),
-    "lenet/64/b4": (
-        {"model.name": "lenet", "data.image_size": 64, "data.batch_size": 4},
-        {**ROG_L2, "model.name": "lenet", "data.image_size": 64, "data.batch_size": 4},
-    ),
+    "lenet/64/b4": ({"model.name": "lenet", "data.image_size": 64, "data.batch_size": 4}, {}),
     "resnet18-rog/64/b1": (
-        {
-            "attack.name": "ig",
-            "model.name": "resnet18-rog",
-            "data.image_size": 64,
-            "data.batch_size": 1,
-        },
-        {**ROG_L2, "model.name": "resnet18-rog", "data.image_size": 64, "data.batch_size": 1},
+        {"model.name": "resnet18-rog", "data.image_size": 64, "data.batch_size": 1},
+        {"attack.name": "ig"},
+    ),
+    "resnet18-rog/64/b4": (
+        {"model.name": "resnet18-rog", "data.image_size": 64, "data.batch_size": 4},
+        {},
+    ),
+    "resnet18-rog/128/b4": (
+        {"model.name": "resnet18-rog", "data.image_size": 128, "data.batch_size": 4},
+        {},
+    ),
+    "resnet18/64/b1": (  # BatchNorm in training mode, FedSGD
+        {"model.name": "resnet18", "data.image_size": 64, "data.batch_size": 1},
+        {},
     ),
 }
+CORES: dict[str, dict[str, Any]] = {"rog-core": ROG_CORE, "rog-l2": ROG_L2}
+
+
+@contextlib.contextmanager
+def bf16_attacks() -> Iterator[None]:
+    """Every registered attack runs under CPU bfloat16 autocast for the duration (opt-in)."""
+    saved = dict(attacks.ATTACKS)
+
+    def wrap(attack: attacks.Attack) -> attacks.Attack:
+        def run(*args: Any, **kwargs: Any) -> attacks.Reconstruction:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return attack(*args, **kwargs)
+
+        return run
+
+    attacks.ATTACKS.update({name: wrap(attack) for name, attack in saved.items()})
+    try:
+        yield
+    finally:
+        attacks.ATTACKS.update(saved)
 
 
 def run_one(overrides: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -82,35 +117,52 @@ def time_to_target(points: list[dict[str, Any]]) -> float | None:
     return None
 
 
+def loops(name: str, core: str, bf16: bool) -> list[tuple[str, dict[str, Any], bool]]:
+    """(loop label, overrides, under bfloat16 autocast) for one setting."""
+    setting, ours = SETTINGS[name]
+    found = [("medleak", {**setting, **ours}, False), (core, {**CORES[core], **setting}, False)]
+    if bf16:
+        found.insert(1, ("medleak+bf16", {**setting, **ours}, True))
+    return found
+
+
 def measure(
-    name: str, budgets: list[int], offsets: list[int], data: str, threads: int
+    name: str,
+    budgets: list[int],
+    offsets: list[int],
+    data: str,
+    threads: int,
+    core: str = "rog-core",
+    bf16: bool = False,
 ) -> dict[str, Any]:
-    ours, core = SETTINGS[name]
     out: dict[str, Any] = {"setting": name, "data": data, "offsets": offsets, "loops": {}}
-    for loop, overrides in (("medleak", ours), ("rog-l2", core)):
+    for loop, overrides, low in loops(name, core, bf16):
         points = []
         for budget in budgets:
-            runs = [
-                run_one(
-                    {
-                        **COMMON,
-                        **overrides,
-                        "data.source": data,
-                        "data.offset": offset,
-                        "attack.iterations": budget,
-                    },
-                    threads,
-                )
-                for offset in offsets
-            ]
+            with bf16_attacks() if low else contextlib.nullcontext():
+                runs = [
+                    run_one(
+                        {
+                            **COMMON,
+                            **overrides,
+                            "data.source": data,
+                            "data.offset": offset,
+                            "attack.iterations": budget,
+                        },
+                        threads,
+                    )
+                    for offset in offsets
+                ]
             points.append(
                 {
                     "iterations": budget,
                     **{k: sum(r[k] for r in runs) / len(runs) for k in runs[0]},
                     "worst_psnr": min(r["worst_psnr"] for r in runs),
                     "per_batch_psnr": [r["psnr"] for r in runs],
+                    "per_batch_seconds": [r["seconds"] for r in runs],
                 }
             )
+            print(f"{name} {loop} {budget} it: {points[-1]}", file=sys.stderr, flush=True)
         out["loops"][loop] = {"points": points, "seconds_to_target": time_to_target(points)}
     return out
 
@@ -141,17 +193,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(SAMPLE) if SAMPLE.is_dir() else "phantom")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--core", choices=sorted(CORES), default="rog-core")
+    parser.add_argument("--bf16", action="store_true", help="add medleak under bfloat16 autocast")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     budgets = [int(b) for b in args.budgets.split(",")]
     offsets = [int(o) for o in args.offsets.split(",")]
     names = args.only or list(SETTINGS)
-    results = [measure(n, budgets, offsets, args.data, args.threads) for n in names]
+    results = [
+        measure(n, budgets, offsets, args.data, args.threads, args.core, args.bf16) for n in names
+    ]
     source = "synthetic phantoms" if args.data == "phantom" else args.data
     print(f"victims: {source}; offsets {offsets}; budgets {budgets}")
     print(table(results))
     if args.json is not None:
-        args.json.write_text(json.dumps({"results": results}, indent=2))
+        meta = {"argv": sys.argv[1:], "torch": torch.__version__, "threads": args.threads}
+        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     return 0
 
 

@@ -261,6 +261,7 @@ def command_results(args: argparse.Namespace) -> int:
         rows = _grouped(rows, args.group_by)
         columns = [
             args.group_by,
+            *(["kind"] if args.group_by != "kind" else []),
             "runs",
             "accuracy",
             "ssim",
@@ -295,13 +296,15 @@ def command_results(args: argparse.Namespace) -> int:
 def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     if rows and not any(key in r for r in rows):
         raise ConfigError(f"--group-by: unknown key {key!r}")
-    groups: dict[str, list[dict[str, Any]]] = {}
+    # one row per value AND kind: a metric both kinds carry means different things (an attack
+    # run's epsilon is its one update's, a training's is accounted over every round)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         if r["status"] == "finished":
-            groups.setdefault(str(r.get(key)), []).append(r)
+            groups.setdefault((str(r.get(key)), r["kind"]), []).append(r)
     out = []
-    for value, members in groups.items():
-        entry: dict[str, Any] = {key: value, "runs": len(members)}
+    for (value, kind), members in groups.items():
+        entry: dict[str, Any] = {key: value, "kind": kind, "runs": len(members)}
         for metric in ("accuracy", "ssim", "psnr", "reid_rate", "epsilon", "bits_ratio"):
             numbers = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
             entry[metric] = sum(numbers) / len(numbers) if numbers else None

@@ -8,6 +8,7 @@ import itertools
 import torch
 
 from medleak.attacks import AttackOptions, ServerKnowledge, get_attack
+from medleak.attacks.latent_inversion import LatentFit
 from medleak.attacks.quantized_rows import groups_of, reconstruct
 from medleak.data import DataSpec, open_dataset, select_batch
 from medleak.defenses import build_chain
@@ -42,7 +43,7 @@ def test_row_groups_recover_active_sets_and_beat_a_blank_image() -> None:
         for p in itertools.permutations(range(4))
     )
     assert accuracy > 0.9  # measured 0.96; all-active / all-inactive masks alone give < 0.85
-    images, _, trace = reconstruct(knowledge, layer, groups, 40, SIZE // 4, 1e-3, 0)
+    images, _, trace = reconstruct(knowledge, layer, groups, LatentFit(40, SIZE // 4, 1e-3, 0))
     assert trace[-1] < trace[0]
     gains = []
     for j in range(4):

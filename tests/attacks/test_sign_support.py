@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from medleak.attacks import AttackOptions, ServerKnowledge, get_attack
+from medleak.attacks.latent_inversion import LatentFit
 from medleak.attacks.sign_support import invert_supports, read_supports, supports_of
 from medleak.data import DataSpec, open_dataset, select_batch
 from medleak.defenses import build_chain
@@ -57,7 +58,9 @@ def test_the_sign_pattern_gives_feature_supports_exactly(spec: str) -> None:
 def test_inverting_the_supports_beats_a_blank_image() -> None:
     model, batch, update, knowledge = _setting("sign")
     layer, supports = supports_of(knowledge, update)
-    images, initial, trace = invert_supports(knowledge, layer, supports, 40, SIZE // 4, 1e-3, 0)
+    images, initial, trace = invert_supports(
+        knowledge, layer, supports, LatentFit(40, SIZE // 4, 1e-3, 0)
+    )
     assert trace[-1] < trace[0]
     gains = []
     for j in range(4):

@@ -66,11 +66,26 @@ def test_time_to_quality_script_reports_both_loops(tmp_path: Path, capsys) -> No
     argv = ["--only", "lenet-dlg/32/b1", "--budgets", "2,3", "--offsets", "0", "--data", "phantom"]
     assert ttq.main([*argv, "--json", str(out)]) == 0
     (result,) = json.loads(out.read_text())["results"]
-    assert set(result["loops"]) == {"medleak", "rog-l2"}
+    assert set(result["loops"]) == {"medleak", "rog-core"}
     for found in result["loops"].values():
         assert [p["iterations"] for p in found["points"]] == [2, 3]
         assert all(p["psnr"] > 0 and p["blank_psnr"] > 0 for p in found["points"])
     assert "synthetic phantoms" in capsys.readouterr().out
+
+
+def test_time_to_quality_bf16_opt_in_adds_a_loop_and_restores_the_attacks(tmp_path: Path) -> None:
+    import medleak.attacks as attacks
+
+    before = dict(attacks.ATTACKS)
+    ttq = _load("time_to_quality")
+    out = tmp_path / "ttq.json"
+    argv = ["--only", "lenet-dlg/32/b1", "--budgets", "2", "--offsets", "0", "--data", "phantom"]
+    assert ttq.main([*argv, "--bf16", "--core", "rog-l2", "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert list(result["loops"]) == ["medleak", "medleak+bf16", "rog-l2"]
+    low = result["loops"]["medleak+bf16"]["points"][0]
+    assert low["psnr"] > 0 and low["psnr"] != result["loops"]["medleak"]["points"][0]["psnr"]
+    assert attacks.ATTACKS == before
 
 
 def test_time_to_target_is_the_first_budget_over_the_floor() -> None:

@@ -120,3 +120,16 @@ def test_lean_layers_are_off_outside_the_context() -> None:
     assert "Lean" in type(inside.grad_fn).__name__
     assert "Lean" not in type(outside.grad_fn).__name__
     assert torch.equal(inside, outside)
+
+
+@pytest.mark.parametrize("name", ["lenet", "resnet18-rog"])
+def test_lean_layers_run_under_cpu_bfloat16_autocast(name) -> None:
+    """The opt-in low-precision path: one dtype inside each lean Function's backward (a float32
+    weight met bfloat16 gradients there before), and the image gradient still points where the
+    float32 one does."""
+    model = build_model(name, 1 if name != "lenet" else 3, 16, seed=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, low = _image_gradient(_lean_update, model, FLSettings(), size=16)
+    _, full = _image_gradient(_lean_update, model, FLSettings(), size=16)
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+    assert F.cosine_similarity(low.flatten(), full.flatten(), dim=0) > 0.9

@@ -32,11 +32,10 @@ from medleak.attacks.analytic import exposed_layer
 from medleak.attacks.aware_loss import loss_kind
 from medleak.attacks.base import Progress, ServerKnowledge
 from medleak.attacks.disaggregation import row_space
-from medleak.attacks.dummy import report, seeded_uniform
-from medleak.attacks.gradient_matching import total_variation
-from medleak.attacks.layers import LinearLayer, layer_input
+from medleak.attacks.latent_inversion import Inversion, LatentFit, invert_features
+from medleak.attacks.layers import LinearLayer
 from medleak.fl import Update
-from medleak.models import model_info, to_model_input
+from medleak.models import model_info
 
 CENTRES = 12
 START_STEPS = 6
@@ -46,7 +45,6 @@ MAX_STARTS = 5_000
 # average (QSGD-4 with the L2 norm of a 33M-entry layer keeps ~0.015%: measured worse than the
 # optimisation fallback, 7.7 vs ~10 dB; with the max norm ~3-14%: 19-26 dB).
 MIN_DENSITY = 0.005
-DEFAULT_LR = 0.01
 DEFAULT_TV = 1e-3
 
 
@@ -178,46 +176,15 @@ def reconstruct(
     knowledge: ServerKnowledge,
     layer: LinearLayer,
     groups: RowGroups,
-    iterations: int,
-    side: int,
-    tv: float,
-    seed: int,
+    fit: LatentFit,
     progress: Progress | None = None,
-    lr: float = DEFAULT_LR,
-) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+) -> Inversion:
     """Gray images whose wide-layer input points along each direction; the start; the trace."""
-    size = knowledge.image_size
-    count = len(groups.directions)
-    latent = 0.5 + 0.02 * (seeded_uniform((count, 1, side, side), seed) - 0.5)
 
-    def image(lat: torch.Tensor) -> torch.Tensor:
-        if side == size:
-            return lat.clamp(0, 1)
-        return F.interpolate(lat, size=(size, size), mode="bicubic", align_corners=False).clamp(
-            0, 1
-        )
+    def loss(features: torch.Tensor) -> torch.Tensor:
+        return (1 - F.cosine_similarity(features, groups.directions, dim=1)).sum()
 
-    initial = image(latent).detach()
-    latent.requires_grad_(True)
-    optimizer = torch.optim.Adam([latent], lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations, 0.1 * lr)
-    trace: list[float] = []
-    for iteration in range(iterations):
-        optimizer.zero_grad(set_to_none=True)
-        images = image(latent)
-        features = layer_input(
-            knowledge.model, layer.module, to_model_input(images, knowledge.channels)
-        )
-        loss = (1 - F.cosine_similarity(features, groups.directions, dim=1)).sum()
-        loss = loss + tv * total_variation(images)
-        loss.backward(inputs=[latent])
-        optimizer.step()
-        schedule.step()
-        with torch.no_grad():
-            latent.clamp_(0, 1)
-        trace.append(loss.item())
-        report(progress, iteration, trace[-1])
-    return image(latent).detach(), initial, trace
+    return invert_features(knowledge, layer, len(groups.directions), loss, fit, progress)
 
 
 __all__ = ["RowGroups", "group_rows", "groups_of", "reconstruct"]

@@ -18,6 +18,11 @@ medleak's full attack adds, each switchable:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -35,6 +40,8 @@ from medleak.attacks.dummy import (
 )
 from medleak.attacks.feature_inversion import DEFAULT_TV
 from medleak.attacks.labels import resolve_labels
+from medleak.attacks.latent_inversion import Inversion, LatentFit
+from medleak.attacks.layers import LinearLayer
 from medleak.attacks.options import AttackOptions
 from medleak.attacks.restarts import Run
 from medleak.attacks.skeleton import finish, match_gradients
@@ -104,6 +111,44 @@ def optimise_latent(
     return Run(images, trace, trace[-1], initial)
 
 
+@dataclass(frozen=True)
+class LatentStage:
+    """A stage that reads one target per image off a wide layer and inverts it on the latent:
+    ``invert(fit, progress)`` -> images, start, trace (what was read is bound)."""
+
+    name: str
+    layer: LinearLayer
+    invert: Callable[[LatentFit, Progress | None], Inversion]
+    default_tv: float
+    info: dict[str, Any]
+
+
+def latent_stage(knowledge: ServerKnowledge, update: Update, seed: int) -> LatentStage | None:
+    """The sign-support stage when the update declares signs, else the row-groups stage when it
+    declares unbiased quantization; None when neither applies."""
+    signs = sign_support.supports_of(knowledge, update)
+    if signs is not None:
+        layer, supports = signs
+        info = {
+            "sign_patterns": supports.patterns,
+            "patterns_explained": supports.explained,
+            "supports_found": len(supports.positive),
+        }
+        invert = partial(sign_support.reconstruct, knowledge, layer, supports)
+        return LatentStage("sign-support", layer, invert, sign_support.DEFAULT_TV, info)
+    rows = quantized_rows.groups_of(knowledge, update, seed)
+    if rows is None:
+        return None
+    layer, groups = rows
+    return LatentStage(
+        "row-groups",
+        layer,
+        partial(quantized_rows.reconstruct, knowledge, layer, groups),
+        quantized_rows.DEFAULT_TV,
+        {"lattice_residual": groups.residual},
+    )
+
+
 def attack(
     update: Update,
     knowledge: ServerKnowledge,
@@ -126,55 +171,21 @@ def attack(
         is not None,
     }
 
-    found = head = signs = rows = None
+    found = head = latent = None
     if options.analytic:
         found = analytic.disaggregate_update(knowledge, update, seed)
         head = None if found is not None else head_features.exact_head_features(knowledge, update)
         if found is None and head is None:
-            signs = sign_support.supports_of(knowledge, update)
-            if signs is None:
-                rows = quantized_rows.groups_of(knowledge, update, seed)
-    if rows is not None:
-        layer, groups = rows
+            latent = latent_stage(knowledge, update, seed)
+    if latent is not None:
         steps = options.feature_iterations or options.iterations
-        images, initial, trace = quantized_rows.reconstruct(
-            knowledge,
-            layer,
-            groups,
-            steps,
-            size // options.scale_factor,
-            quantized_rows.DEFAULT_TV if options.tv is None else options.tv,
-            seed,
-            progress,
-        )
+        tv = latent.default_tv if options.tv is None else options.tv
+        fit = LatentFit(steps, size // options.scale_factor, tv, seed)
+        images, initial, trace = latent.invert(fit, progress)
         info.update(
-            stage="row-groups",
-            layer=layer.weight_name,
-            lattice_residual=groups.residual,
-            feature_iterations=steps,
-            gradient_evaluations=0,
-            budget=0,
-            trace_restart=[0] * len(trace),
-        )
-    elif signs is not None:
-        layer, supports = signs
-        steps = options.feature_iterations or options.iterations
-        images, initial, trace = sign_support.reconstruct(
-            knowledge,
-            layer,
-            supports,
-            steps,
-            size // options.scale_factor,
-            sign_support.DEFAULT_TV if options.tv is None else options.tv,
-            seed,
-            progress,
-        )
-        info.update(
-            stage="sign-support",
-            layer=layer.weight_name,
-            sign_patterns=supports.patterns,
-            patterns_explained=supports.explained,
-            supports_found=len(supports.positive),
+            stage=latent.name,
+            layer=latent.layer.weight_name,
+            **latent.info,
             feature_iterations=steps,
             gradient_evaluations=0,
             budget=0,

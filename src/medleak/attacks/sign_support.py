@@ -38,18 +38,15 @@ from torch import nn
 from medleak.attacks.analytic import exposed_layer
 from medleak.attacks.aware_loss import loss_kind
 from medleak.attacks.base import Progress, ServerKnowledge
-from medleak.attacks.dummy import report, seeded_uniform
-from medleak.attacks.gradient_matching import total_variation
-from medleak.attacks.layers import LinearLayer, layer_input
+from medleak.attacks.latent_inversion import Inversion, LatentFit, invert_features
+from medleak.attacks.layers import LinearLayer
 from medleak.fl import Update
-from medleak.models import to_model_input
 
 # Leaky slope of the model's ReLUs while inverting: small enough that the support of the leaky
 # model's features is that of the real model at the same image, large enough to move dead units.
 LEAK = 0.01
 # Logistic temperature relative to the mean |pre-activation| of the current image.
 TEMPERATURE = 0.1
-DEFAULT_LR = 0.01
 DEFAULT_TV = 1e-3
 # Exhaustive choice of atoms up to this many subsets; beyond it, greedy (large batches).
 MAX_SUBSETS = 50_000
@@ -216,49 +213,20 @@ def invert_supports(
     knowledge: ServerKnowledge,
     layer: LinearLayer,
     supports: Supports,
-    iterations: int,
-    side: int,
-    tv: float,
-    seed: int,
+    fit: LatentFit,
     progress: Progress | None = None,
-    lr: float = DEFAULT_LR,
-) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+) -> Inversion:
     """Gray images whose wide-layer support is ``supports``; the start; the loss trace.
 
-    Optimised as a ``side`` x ``side`` latent (upsampled bicubically): a support is one bit per
+    Optimised as a low-resolution latent (upsampled bicubically): a support is one bit per
     feature, and a full-resolution image fits it with high-frequency noise.
     """
-    size = knowledge.image_size
-    count = len(supports.positive)
-    latent = 0.5 + 0.02 * (seeded_uniform((count, 1, side, side), seed) - 0.5)
 
-    def image(lat: torch.Tensor) -> torch.Tensor:
-        if side == size:
-            return lat.clamp(0, 1)
-        up = F.interpolate(lat, size=(size, size), mode="bicubic", align_corners=False)
-        return up.clamp(0, 1)
+    def loss(features: torch.Tensor) -> torch.Tensor:
+        return support_loss(features, supports.positive, supports.known)
 
-    initial = image(latent).detach()
-    latent.requires_grad_(True)
-    optimizer = torch.optim.Adam([latent], lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations, 0.1 * lr)
-    trace: list[float] = []
     with leaky_relus(knowledge.model):
-        for iteration in range(iterations):
-            optimizer.zero_grad(set_to_none=True)
-            images = image(latent)
-            inputs = to_model_input(images, knowledge.channels)
-            features = layer_input(knowledge.model, layer.module, inputs)
-            loss = support_loss(features, supports.positive, supports.known)
-            loss = loss + tv * total_variation(images)
-            loss.backward(inputs=[latent])
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():
-                latent.clamp_(0, 1)
-            trace.append(loss.item())
-            report(progress, iteration, trace[-1])
-    return image(latent).detach(), initial, trace
+        return invert_features(knowledge, layer, len(supports.positive), loss, fit, progress)
 
 
 def supports_of(knowledge: ServerKnowledge, update: Update) -> tuple[LinearLayer, Supports] | None:
@@ -278,16 +246,11 @@ def reconstruct(
     knowledge: ServerKnowledge,
     layer: LinearLayer,
     supports: Supports,
-    iterations: int,
-    side: int,
-    tv: float,
-    seed: int,
+    fit: LatentFit,
     progress: Progress | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+) -> Inversion:
     """``invert_supports``, padded with mid-gray images when fewer than B supports were found."""
-    images, initial, trace = invert_supports(
-        knowledge, layer, supports, iterations, side, tv, seed, progress
-    )
+    images, initial, trace = invert_supports(knowledge, layer, supports, fit, progress)
     missing = knowledge.batch_size - len(images)
     if missing > 0:
         gray = torch.full((missing, *images.shape[1:]), 0.5)

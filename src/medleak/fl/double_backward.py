@@ -184,6 +184,17 @@ class LeanReLU(torch.autograd.Function):
         return torch.ops.aten.threshold_backward(grad_out, out.detach(), 0)
 
 
+def _autocast(*tensors: torch.Tensor | None) -> tuple[Any, ...]:
+    """Under CPU autocast (an opt-in, e.g. bfloat16), the copies autocast would give
+    ``conv2d`` / ``linear``: cast here, before the Function, its backward sees one dtype (the
+    ops inside a custom backward otherwise meet float32 weights and bfloat16 gradients). Outside
+    autocast: the tensors unchanged."""
+    if not torch.is_autocast_enabled("cpu"):
+        return tensors
+    dtype = torch.get_autocast_dtype("cpu")
+    return tuple(t if t is None or not t.is_floating_point() else t.to(dtype) for t in tensors)
+
+
 def _lean_conv2d(
     input: torch.Tensor,
     weight: torch.Tensor,
@@ -196,6 +207,7 @@ def _lean_conv2d(
     """The lean convolution, or None where it does not apply (string padding, not 4-d)."""
     if isinstance(padding, str) or input.dim() != 4:
         return None
+    input, weight, bias = _autocast(input, weight, bias)
     out = LeanConv2d.apply(input, weight, _pair(stride), _pair(padding), _pair(dilation), groups)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
@@ -205,6 +217,7 @@ def _lean_conv2d(
 def _lean_linear(
     input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
+    input, weight, bias = _autocast(input, weight, bias)
     out = LeanLinear.apply(input, weight)
     return out if bias is None else out + bias
 

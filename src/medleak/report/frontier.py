@@ -20,6 +20,7 @@ from medleak.experiments.sqlite_store import StoredRun, SweepStore
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, Verdict, judge
 from medleak.report.grid import grid_png
 from medleak.report.html import BADGES
+from medleak.report.labels import place_labels
 from medleak.report.plots import COLORS, _new_figure, figure_png
 
 
@@ -148,10 +149,12 @@ def frontier_plot(settings: list[Setting], x_key: str = "accuracy") -> tuple[byt
     import matplotlib.colors as mcolors
 
     norm = mcolors.LogNorm(vmin=1e-3, vmax=1.0)
+    panels: list[tuple[Any, list[tuple[str, float, float, float]]]] = []
     for ax, values_of, title in (
         (axes[0], lambda s: s.leak, "leakage: SSIM above the blank floor"),
         (axes[1], lambda s: s.reid, "re-identification rate"),
     ):
+        labels: list[tuple[str, float, float, float]] = []
         for s in settings:
             acc, values = utility(s, x_key), values_of(s)
             if acc is None or not values:
@@ -177,23 +180,34 @@ def frontier_plot(settings: list[Setting], x_key: str = "accuracy") -> tuple[byt
                 linewidths=1.5 if s.none else 0.6,
                 zorder=3,
             )
-            ax.annotate(
-                s.label + (" (no defense)" if s.none else ""),
-                (acc, mean),
-                textcoords="offset points",
-                xytext=(5, 5),
-                fontsize=7,
-            )
-        if values_of is not None and ax is axes[0] and len(front) > 0:
+            radius = math.sqrt(60 + 140 * ratio) / 2  # scatter sizes are areas in points^2
+            labels.append((s.label + (" (no defense)" if s.none else ""), acc, mean, radius))
+        if ax is axes[0] and len(front) > 0:
             xs = [points[k][0] for k in front]
             ys = [points[k][1] for k in front]
-            ax.plot(xs, ys, "--", color=COLORS[1], label="Pareto front", zorder=2)
+            ax.plot(xs, ys, "--", color=COLORS[1], zorder=2)
+            # rings, so that a front of one setting (one dominating all others) is visible too
+            ax.scatter(
+                xs,
+                ys,
+                s=420,
+                facecolors="none",
+                edgecolors=COLORS[1],
+                linewidths=2,
+                label=f"Pareto front ({len(front)} setting{'s' if len(front) > 1 else ''})",
+                zorder=4,
+            )
             ax.legend(fontsize=8, loc="upper left")
         ax.set_xlabel(f"test {'accuracy' if x_key == 'accuracy' else 'ROC AUC'} (higher = useful)")
         ax.set_ylabel(title + " (lower = private)")
         ax.grid(alpha=0.3)
+        ax.margins(x=0.12, y=0.1)
+        panels.append((ax, labels))
     mappable = cm.ScalarMappable(norm=norm, cmap=cm.viridis)
-    fig.colorbar(mappable, ax=axes, label="bits sent / raw float32 (marker size too)")
+    fig.subplots_adjust(left=0.07, right=0.86, wspace=0.28)
+    fig.colorbar(mappable, ax=axes, label="bits sent / raw float32 (marker size too)", pad=0.02)
+    for ax, labels in panels:  # after the layout is fixed: placement measures the text
+        place_labels(ax, labels)
     return figure_png(fig), front
 
 
