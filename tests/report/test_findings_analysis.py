@@ -311,7 +311,9 @@ def test_why_8_says_when_the_non_iid_training_never_left_chance() -> None:
         for s in range(3)
     ]
     outcome = only(tf.finding_8(stuck))
-    assert outcome.verdict == DISAGREES
+    # no accuracy above chance left for a defense to cost: the comparison cannot tell
+    assert outcome.verdict == INCONCLUSIVE
+    assert "majority-class rate (0.50)" in outcome.reason
     assert "stays at 0.500 test accuracy, the majority-class rate (0.50)" in explain(
         8, outcome, stuck
     )
