@@ -273,3 +273,47 @@ def test_contrast_matches_settings_across_sources() -> None:
     assert "outcome differs" in row[1] and "1 of 2" in row[3] and "-0.40" in row[5]
     assert "leak less in 1" in summary_sentence([c])
     assert contrast(3, pair(1, 0.5, 0.5)[:3]) is None  # phantoms only: nothing to compare
+
+
+def test_why_2_names_the_attack_that_collapses_at_batch_2() -> None:
+    from medleak.report.findings.explain import explain
+
+    opt = {"name": "rog", "iterations": 50, "analytic": False}
+    values = {1: 0.6, 2: 0.0, 4: 0.08, 8: 0.1, 16: 0.07}  # rank corr. -0.3: not "falling"
+    runs = [
+        run(seed=s, attack=opt, metrics=ssim(v), data__batch_size=b)
+        for b, v in values.items()
+        for s in range(3)
+    ]
+    outcome = only(af.finding_2(runs))
+    assert outcome.verdict == DISAGREES
+    text = explain(2, outcome, runs)
+    assert "falls from 0.60 at batch 1" in text and "0.00, 0.08, 0.10, 0.07" in text
+
+
+def test_why_8_says_when_the_non_iid_training_never_left_chance() -> None:
+    from medleak.report.findings.explain import explain
+
+    runs = _noniid(0.30, 0.10)  # disagrees, but the non-IID no-defense training reached 0.8
+    for r in runs:
+        r.metrics["chance"] = 0.5
+    text = explain(8, only(tf.finding_8(runs)), runs)
+    assert text and "majority-class rate" not in text
+    stuck = [r for r in runs if r.config["train"]["partition"] == "iid"] + [
+        run(
+            "train",
+            seed=s,
+            metrics={"accuracy": 0.5, "chance": 0.5},
+            defenses=d,
+            train__partition="dirichlet",
+        )
+        for d in ([], ["dp:c=1.0,z=2.0"], ["topk:ratio=0.01"])
+        for s in range(3)
+    ]
+    outcome = only(tf.finding_8(stuck))
+    # no accuracy above chance left for a defense to cost: the comparison cannot tell
+    assert outcome.verdict == INCONCLUSIVE
+    assert "majority-class rate (0.50)" in outcome.reason
+    assert "stays at 0.500 test accuracy, the majority-class rate (0.50)" in explain(
+        8, outcome, stuck
+    )

@@ -172,7 +172,7 @@ def finding_2(runs: Sequence[StoredRun]) -> list[Outcome]:
         if not optimisation:
             verdict = INCONCLUSIVE
             reason = "no optimisation attack leaks at its smallest batch over two or more batch "
-            reason += "sizes: " + "; ".join(flat)
+            reason += "sizes: " + ("; ".join(flat) if flat else "no optimisation attack finished")
         else:
             verdict = AGREES if not not_falling else DISAGREES
             reason = (

@@ -43,9 +43,9 @@ FINDINGS: tuple[Finding, ...] = (
         "Gradient inversion gets harder with more images per update: reconstructions degrade "
         "as the batch size grows.",
         "Zhu et al. 2019; Geiping et al., Inverting Gradients, NeurIPS 2020",
-        "ROG's ResNet-18 (`resnet18-rog`, no BatchNorm) at batch 1 and 2 with IG (100 iterations), "
-        "and ROG's LeNet (`lenet`) at batch 1-16 with ROG with and without its analytic stage "
-        "and IG at batch 1-4 (50 iterations); FedSGD, 32 px",
+        "ROG's ResNet-18 (`resnet18-rog`, no BatchNorm) with IG (100 iterations) and ROG's LeNet "
+        "(`lenet`) with IG and ROG with and without its analytic stage (50 iterations), batch "
+        "1, 2, 4, 8, 16 (16 on phantoms only); FedSGD, 32 px",
         "for every optimisation attack that leaks at its smallest batch (SSIM above floor >= "
         "0.05), the rank correlation of mean SSIM above floor with batch size is <= -0.5 and the "
         "largest batch is at least 0.05 lower; the analytic stage is reported, not judged",
@@ -85,7 +85,8 @@ FINDINGS: tuple[Finding, ...] = (
         "An obfuscation-aware attack (ROG) still reconstructs under quantization and "
         "sparsification where an unaware attack degrades.",
         "Yue et al., USENIX Security 2023",
-        "ROG's LeNet, FedSGD, 32 px, batch 4; `qsgd:levels=4`, `topk:ratio=0.1` (and none); "
+        "ROG's LeNet, FedSGD, 32 px, batch 4; `qsgd:levels=4`, `qsgd:levels=16`, "
+        "`topk:ratio=0.1`, `topk:ratio=0.01` (and none); "
         "medleak's ROG aware (`--aware`) and unaware "
         "(`--no-aware`), and the reference ROG core (`--preset rog-core`), 50 iterations",
         "averaged over the obfuscated settings, aware ROG keeps >= 0.05 more SSIM above floor "
@@ -98,7 +99,7 @@ FINDINGS: tuple[Finding, ...] = (
         "Differentially private SGD with enough noise prevents gradient inversion, and the noise "
         "costs model accuracy.",
         "Abadi et al., Deep Learning with Differential Privacy, CCS 2016; Zhu et al. 2019 on noise",
-        "DP-SGD (clip 1, noise multiplier z = 0.5, 2) in the attacked update (ROG's LeNet, "
+        "DP-SGD (clip 1, noise multiplier z = 0.5, 1, 2) in the attacked update (ROG's LeNet, "
         "FedSGD, 32 px, batch 2, ROG) and in every local step of a 4-client, 6-round FedAvg "
         "(2 of 4 clients per round, 30 local steps) "
         "training of the same setting",

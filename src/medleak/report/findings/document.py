@@ -28,7 +28,7 @@ from medleak.report.findings.contrast import (
 )
 from medleak.report.findings.explain import explain
 from medleak.report.findings.figures import finding_figure
-from medleak.report.findings.outcome import AGREES, DISAGREES, Outcome
+from medleak.report.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome
 from medleak.report.findings.stats import PHANTOM, SAMPLE, finished, get, summarise
 
 DOCUMENT = "FINDINGS.md"
@@ -79,7 +79,11 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _word(verdict: str) -> str:
-    return {AGREES: "**agrees**", DISAGREES: "**disagrees**"}.get(verdict, f"**{verdict}**")
+    return {
+        AGREES: "**agrees**",
+        DISAGREES: "**disagrees**",
+        INCONCLUSIVE: "is **inconclusive**",
+    }.get(verdict, f"**{verdict}**")
 
 
 def budget(runs: FindingRuns) -> str:

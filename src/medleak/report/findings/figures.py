@@ -44,6 +44,12 @@ def finding_figure(title: str, panels: Sequence[Panel]) -> bytes | None:
             ax.set_xlim(-0.5, len(panel.categories) - 0.5)
         elif panel.xlog:
             ax.set_xscale("log")
+            # ticks at the values run (batch sizes, tau x lr), written plainly: a range under a
+            # decade would otherwise get minor ticks such as 2x10^0
+            ticks = sorted({x for s in panel.series for x in s.xs if x > 0})
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([f"{x:g}" for x in ticks])
+            ax.minorticks_off()
         ax.set_title(panel.title, fontsize=9)
         ax.set_xlabel(panel.xlabel, fontsize=8)
         ax.set_ylabel(panel.ylabel, fontsize=8)

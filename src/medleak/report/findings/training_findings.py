@@ -181,10 +181,28 @@ def finding_8(runs: Sequence[StoredRun]) -> list[Outcome]:
                     drop_iid = table[("iid", "none")].mean - table[("iid", d)].mean
                     drop_skew = table[(p, "none")].mean - table[(p, d)].mean
                     compared.append((d, drop_iid, drop_skew))
+        chance = summarise(t.metrics.get("chance") for t in members)
+        stuck = (
+            skewed
+            and (skewed[0], "none") in table
+            and chance is not None
+            and table[(skewed[0], "none")].mean <= chance.mean + ACCURACY_MARGIN
+        )
         if not compared:
             verdict, reason = (
                 INCONCLUSIVE,
                 "needs iid and non-IID trainings with and without defenses",
+            )
+        elif stuck:
+            # an undefended training at the majority-class rate leaves nothing for a defense to
+            # cost: the comparison cannot tell either way
+            verdict = INCONCLUSIVE
+            reason = (
+                f"the undefended non-IID training stays at "
+                f"{table[(skewed[0], 'none')].mean:.3f} accuracy, the majority-class rate "
+                f"({chance.mean:.2f}) + {ACCURACY_MARGIN} at most, so no defense can cost it "
+                "accuracy; drops against no defense, IID vs non-IID: "
+                + "; ".join(f"{d}: {a:+.3f} vs {b:+.3f}" for d, a, b in compared)
             )
         else:
             larger = sum(1 for _, a, b in compared if b > a)
