@@ -58,6 +58,10 @@ SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "lenet/64/b4": ({"model.name": "lenet", "data.image_size": 64, "data.batch_size": 4}, {}),
     "resnet18-rog/64/b1": (
         {"model.name": "resnet18-rog", "data.image_size": 64, "data.batch_size": 1},
+        {},
+    ),
+    "resnet18-rog/64/b1/ig": (  # Inverting Gradients, the attack session 1 used for this setting
+        {"model.name": "resnet18-rog", "data.image_size": 64, "data.batch_size": 1},
         {"attack.name": "ig"},
     ),
     "resnet18-rog/64/b4": (
