@@ -7,6 +7,7 @@ writes the store. Without ``address`` a local Ray is started and shut down with 
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future
 from typing import Any
 
@@ -35,6 +36,9 @@ class RayBackend:
         self._ray = ray
         self._started = not ray.is_initialized()
         if self._started:
+            # CPU-only tasks: opt in now to Ray's future default (leave accelerator variables
+            # alone when a task asks for no GPU), which silences its warning on every sweep
+            os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address:
                 ray.init(address=address, **kwargs)

@@ -352,8 +352,9 @@ def frontier_section(path: Path) -> str:
             parts.append(_png(png, "privacy-utility-bandwidth frontier"))
             parts.append(
                 '<p class="hint">One point per defense setting; leakage from the '
-                "strongest attack in the store for it (mean over seeds, bars min-max); "
-                "the red-edged star is no defense; dashed: Pareto front.</p>"
+                "strongest attack in the store for it (mean over seeds and batches, bars "
+                "min-max); the red-edged star is no defense; ringed (dashed line between): "
+                "the Pareto front.</p>"
             )
         rows = []
         ordered = sorted(settings, key=lambda s: (s.key not in front, _mean(s.leak) or 0.0))
