@@ -25,7 +25,12 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from medleak.errors import ConfigError
-from medleak.fl.per_example import clipped_gradient_sum
+from medleak.fl.per_example import (
+    clip_factors,
+    clipped_gradient_sum,
+    example_squares,
+    scale_examples,
+)
 from medleak.models import has_batchnorm
 
 Params = dict[str, torch.Tensor]
@@ -120,15 +125,13 @@ def per_example_gradients(
 
 def per_example_norms(per_example: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """B norms, each over all parameters of one example's gradient."""
-    squares = [g.reshape(g.shape[0], -1).pow(2).sum(1) for g in per_example.values()]
-    return torch.stack(squares).sum(0).sqrt()
+    return example_squares(per_example).sqrt()
 
 
 def clip_per_example(per_example: Mapping[str, torch.Tensor], c: float) -> Params:
     """Scale each example's gradient by min(1, c / ||g_i||), so every example has norm <= c."""
-    norms = per_example_norms(per_example)
-    factor = (c / norms).clamp(max=1.0)  # a zero gradient gives c / 0 = inf, clamped to 1
-    return {name: g * factor.reshape(-1, *([1] * (g.dim() - 1))) for name, g in per_example.items()}
+    factor = clip_factors(per_example_norms(per_example), c)
+    return {name: scale_examples(g, factor) for name, g in per_example.items()}
 
 
 def noisy_clipped_gradient(

@@ -40,6 +40,23 @@ class _Site:
     versions: list[int]
 
 
+def example_squares(per_example: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """B squared norms, each over every tensor of one example's gradient (B x shape each)."""
+    return torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in per_example.values()]).sum(
+        0
+    )
+
+
+def clip_factors(norms: torch.Tensor, c: float) -> torch.Tensor:
+    """min(1, c / ||g_i||) per example; a zero gradient gives c / 0 = inf, clamped to 1."""
+    return (c / norms).clamp(max=1.0)
+
+
+def scale_examples(per_example: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Each example's slice (dimension 0) times its factor."""
+    return per_example * factors.reshape(-1, *([1] * (per_example.dim() - 1)))
+
+
 def _supported(module: nn.Module) -> bool:
     if isinstance(module, nn.Linear):
         return True
@@ -107,8 +124,7 @@ def _example_terms(
     grads = {site.weight: weight}
     if site.bias is not None:
         grads[site.bias] = bias
-    squares = sum(t.reshape(batch, -1).pow(2).sum(1) for t in grads.values())
-    return squares, grads
+    return example_squares(grads), grads
 
 
 def clipped_gradient_sum(
@@ -149,7 +165,7 @@ def clipped_gradient_sum(
 
     terms = [_example_terms(s, s.inputs[0], g) for s, g in zip(sites, grad_outs, strict=True)]
     norms = torch.stack([squares for squares, _ in terms]).sum(0).sqrt()
-    factor = (c / norms).clamp(max=1.0)  # a zero gradient gives c / 0 = inf, clamped to 1
+    factor = clip_factors(norms, c)
 
     total: Params = {}
     for site, grad_out, (_, grads) in zip(sites, grad_outs, terms, strict=True):
@@ -160,5 +176,5 @@ def clipped_gradient_sum(
                 total[site.bias] = weighted.sum(0)
             continue
         for name, g in grads.items():
-            total[name] = (g * factor.reshape(-1, *([1] * (g.dim() - 1)))).sum(0)
+            total[name] = scale_examples(g, factor).sum(0)
     return {name: total[name] for name in params}
