@@ -19,6 +19,10 @@ from typing import Any, Literal
 FlagKind = Literal["value", "toggle", "switch", "append"]
 
 METADATA_KEY = "medleak.flag"
+#: Field metadata: the value at which a config key reproduces the behaviour from before the key
+#: existed. The canonical config (``experiments.records``) drops a key at its neutral value, so
+#: adding an option never re-keys a store, while changing a default still does.
+NEUTRAL_KEY = "medleak.neutral"
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,28 @@ def option(
     choices: tuple[Any, ...] | None = None,
     metavar: str | None = None,
     default_text: str | None = None,
+    neutral: Any = dataclasses.MISSING,
 ) -> Any:
-    """A dataclass field with a default and, when ``flag`` is given, its CLI flag."""
-    metadata = {}
+    """A dataclass field with a default and, when ``flag`` is given, its CLI flag.
+
+    ``neutral``: for a key added after stores were written, the value that reproduces the old
+    behaviour (see ``NEUTRAL_KEY``). Give it to every new option that has one.
+    """
+    metadata: dict[str, Any] = {}
+    if neutral is not dataclasses.MISSING:
+        metadata[NEUTRAL_KEY] = neutral
     if flag is not None:
         metadata[METADATA_KEY] = Flag(flag, help, kind, choices, metavar, default_text)
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def neutral_of(field: dataclasses.Field[Any]) -> tuple[bool, Any]:
+    """(True, value) when the field declares a neutral value, else (False, None)."""
+    if NEUTRAL_KEY in field.metadata:
+        return True, field.metadata[NEUTRAL_KEY]
+    return False, None
 
 
 def flag_of(field: dataclasses.Field[Any]) -> Flag | None:

@@ -130,3 +130,34 @@ def test_experiments_does_not_import_report() -> None:
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             assert not any(n.startswith("medleak.report") for n in names), path.name
+
+
+def test_an_option_added_at_its_neutral_value_keeps_every_run_id(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A contributor adds ``attack.momentum`` (neutral 0.0): the store's runs stay found."""
+    import medleak.experiments.records as records
+
+    sweep = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
+    with SweepStore(tmp_path / "s.db") as store:
+        for job in sweep.jobs:
+            store.mark_running(job.run_id, job.kind, job.label, job.config, None)
+            store.finish(job.run_id, {"ssim": 0.5}, None, {}, 1.0, {})
+        plain_to_dict = RunConfig.to_dict
+
+        def with_momentum(self: RunConfig) -> dict:
+            data = plain_to_dict(self)
+            data["attack"]["momentum"] = 0.0
+            return data
+
+        monkeypatch.setattr(RunConfig, "to_dict", with_momentum)
+        neutral = (("attack", "momentum"), 0.0)
+        monkeypatch.setattr(records, "neutral_keys", lambda: [neutral])
+        again = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
+        summary = SweepSummary()
+        assert plan_todo(again, store, rerun=False, summary=summary) == []
+        assert summary.skipped == len(sweep.jobs)
+        # away from its neutral value the option is part of what the numbers depend on
+        monkeypatch.setattr(records, "neutral_keys", lambda: [(("attack", "momentum"), 0.9)])
+        moved = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
+        assert {j.run_id for j in moved.jobs}.isdisjoint({j.run_id for j in sweep.jobs})

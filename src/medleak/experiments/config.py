@@ -25,7 +25,7 @@ from medleak.attacks.presets import PRESETS, apply_preset
 from medleak.data.spec import DataSpec
 from medleak.errors import ConfigError
 from medleak.fl.update import FLSettings
-from medleak.flags import Flag, flag_of, option
+from medleak.flags import Flag, flag_of, neutral_of, option
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -182,6 +182,20 @@ def config_flags(cls: type = RunConfig, prefix: str = "") -> list[ConfigFlag]:
             out.extend(config_flags(hint, f"{prefix}{f.name}."))
         elif (declared := flag_of(f)) is not None:
             out.append(ConfigFlag(prefix + f.name, declared, hint, _default(f)))
+    return out
+
+
+def neutral_keys(cls: type = RunConfig) -> list[tuple[tuple[str, ...], Any]]:
+    """(key path, neutral value) of every field that declares one (``flags.option``)."""
+    hints = typing.get_type_hints(cls)
+    out: list[tuple[tuple[str, ...], Any]] = []
+    for f in dataclasses.fields(cls):
+        if _is_section(hints[f.name]):
+            out.extend(((f.name, *path), value) for path, value in neutral_keys(hints[f.name]))
+        else:
+            declared, value = neutral_of(f)
+            if declared:
+                out.append(((f.name,), value))
     return out
 
 

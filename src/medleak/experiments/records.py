@@ -3,8 +3,10 @@
 The run id is a hash of the canonical configuration: every default resolved, defense specs
 resolved to ``{"name", "params"}`` with all parameters, keys sorted, a weights or learned-prior
 file replaced by the SHA-256 of its bytes (a renamed file is the same run; an overwritten one is
-not). Threads, output paths and the LPIPS folder are excluded: they change where or how fast a
-run goes, never its numbers. The medleak version and git commit are recorded beside the id, not
+not). A key at its declared neutral value (``flags.option(..., neutral=...)``: the value that
+reproduces the behaviour from before the key existed) is left out, so adding an option never
+re-keys a store. Threads, output paths and the LPIPS folder are excluded: they change where or
+how fast a run goes, never its numbers. The medleak version and git commit are recorded beside the id, not
 in it, so the same experiment keeps its id across versions and a sweep can compare them.
 
 One id function serves every store: a run folder's ``metrics.json``, and the sweep's SQLite
@@ -24,7 +26,7 @@ from typing import Any
 import torch
 
 from medleak.defenses import resolve_spec
-from medleak.experiments.config import RunConfig
+from medleak.experiments.config import RunConfig, neutral_keys
 
 RECORD_SCHEMA = 1
 # 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config.
@@ -52,6 +54,12 @@ def canonical_config(config: RunConfig) -> dict[str, Any]:
         for key in path[:-1]:
             node = node[key]
         node.pop(path[-1], None)
+    for path, neutral in neutral_keys():
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        if path[-1] in node and node[path[-1]] == neutral:
+            del node[path[-1]]
     data["defenses"] = [resolve_spec(s) for s in config.defenses]
     if config.model.weights:
         data["model"]["weights"] = _file_digest(config.model.weights)
