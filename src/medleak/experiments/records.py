@@ -6,8 +6,9 @@ file replaced by the SHA-256 of its bytes (a renamed file is the same run; an ov
 not). A key at its declared neutral value (``flags.option(..., neutral=...)``: the value that
 reproduces the behaviour from before the key existed) is left out, so adding an option never
 re-keys a store. Threads, output paths and the LPIPS folder are excluded: they change where or
-how fast a run goes, never its numbers. The medleak version and git commit are recorded beside the id, not
-in it, so the same experiment keeps its id across versions and a sweep can compare them.
+how fast a run goes, never its numbers. The medleak version and git commit are recorded beside
+the id, not in it, so the same experiment keeps its id across versions and a sweep can compare
+them.
 
 One id function serves every store: a run folder's ``metrics.json``, and the sweep's SQLite
 rows (an attack, or a federated training identified by what it depends on). ``RUN_ID_SCHEME``
