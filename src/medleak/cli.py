@@ -104,11 +104,11 @@ def _set_threads(threads: int | None) -> None:
 
 def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, Any]:
     import torch
-    from tqdm import tqdm
 
     from medleak.experiments.run import execute, plan_run
     from medleak.experiments.store import write_run
     from medleak.experiments.stores import prepare_run_folder
+    from medleak.progress import Progress
     from medleak.report import render_run
 
     _set_threads(config.threads)
@@ -116,11 +116,11 @@ def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, A
     config.threads = torch.get_num_threads()
     prepare_run_folder(out, force=force)
     plan = plan_run(config)
-    bar = tqdm(total=config.attack.iterations, desc=config.attack.name, disable=quiet, unit="it")
+    bar = Progress(config.attack.iterations, config.attack.name, "iteration", quiet)
 
     def progress(iteration: int, loss: float) -> None:
+        bar.set_postfix(loss=f"{loss:.4g}")
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
 
     try:
         result = execute(plan, progress=progress)
@@ -254,8 +254,22 @@ def command_train_prior(args: argparse.Namespace) -> int:
     from medleak.experiments.config import build
 
     _set_threads(args.threads)
+    from medleak.progress import Progress
+
     config = build(TrainConfig, config_overrides(args, TrainConfig))
-    loss = train_prior_file(config, Path(args.out), quiet=args.quiet)
+    bars: list[Progress] = []
+
+    def progress(total: int, loss: float) -> None:
+        if not bars:
+            bars.append(Progress(total, "train-prior", "step", args.quiet))
+        bars[0].set_postfix(loss=f"{loss:.4f}")
+        bars[0].update(1)
+
+    try:
+        loss = train_prior_file(config, Path(args.out), progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"prior written to {args.out} (final training loss {loss:.4g})")
     return 0
 

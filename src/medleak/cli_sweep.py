@@ -44,9 +44,9 @@ def add_parsers(commands: Any) -> None:
 
 
 def _progress_bar(total: int, quiet: bool) -> tuple[Any, Any]:
-    from tqdm import tqdm
+    from medleak.progress import Progress
 
-    bar = tqdm(total=total, desc="sweep", unit="run", disable=quiet)
+    bar = Progress(total, "sweep", "run", quiet)
     counts = {"running": 0, "failed": 0, "done": 0}
 
     def progress(event: str, job: Any, result: dict[str, Any] | None) -> None:
@@ -57,8 +57,10 @@ def _progress_bar(total: int, quiet: bool) -> tuple[Any, Any]:
                 counts["running"] = max(0, counts["running"] - 1)
             if event != "retry":
                 counts["done" if event == "finished" else "failed"] += 1
+                bar.set_postfix(**counts)
                 bar.update(1)
-        bar.set_postfix(counts, refresh=True)
+                return
+        bar.set_postfix(**counts)
 
     return bar, progress
 
@@ -140,8 +142,13 @@ def command_train(args: argparse.Namespace) -> int:
     split = load_split(config.data.federation_spec(), config.seed, train.eval_split)
     model = model_for(config, split.classes)
     print(f"data: {split.description}")
+    from medleak.progress import Progress
+
+    rounds = Progress(train.rounds, "train", "round", args.quiet, lines=False)
 
     def progress(r: int, scores: dict[str, Any]) -> None:
+        if r > 0:
+            rounds.update(1)
         if not args.quiet:
             auc = "n/a" if scores["auc"] is None else f"{scores['auc']:.3f}"
             print(
