@@ -39,8 +39,13 @@ def add_parsers(commands: Any) -> None:
     results.add_argument("--where", action="append", metavar="KEY=VALUE", help="filter (repeat)")
     results.add_argument("--group-by", metavar="KEY", help="mean of the metrics per value")
     results.add_argument("--sort", metavar="KEY", help="sort by a key or metric")
+    results.add_argument("--desc", action="store_true", help="with --sort: largest first")
     results.add_argument("--kind", choices=["attack", "train", "audit"], default=None)
-    results.add_argument("--csv", action="store_true", help="every finished run as CSV")
+    results.add_argument(
+        "--csv",
+        action="store_true",
+        help="the finished runs (or, with --group-by, the groups) as CSV",
+    )
 
 
 def _progress_bar(total: int, quiet: bool) -> tuple[Any, Any]:
@@ -202,6 +207,14 @@ def run_row(run: Any) -> dict[str, Any]:
     for key, value in run.metrics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:
             row.setdefault(key, value)
+    # one bandwidth name and direction (bits sent / raw); older stores kept raw / sent
+    old_ratio = row.pop("compression_ratio", None)
+    if row.get("bits_ratio") is None:
+        sent, raw = row.get("bits_sent"), row.get("bits_raw")
+        if isinstance(sent, (int, float)) and isinstance(raw, (int, float)) and raw:
+            row["bits_ratio"] = sent / raw
+        elif isinstance(old_ratio, (int, float)) and old_ratio:
+            row["bits_ratio"] = 1 / old_ratio
     row["error"] = run.error
     return row
 
@@ -210,10 +223,20 @@ def _defense_text(spec: Any) -> str:
     return spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
 
 
+def _check_key(option: str, key: str, rows: list[dict[str, Any]]) -> None:
+    """An unknown key is an error in every option (a typo must not read as "no such runs")."""
+    known = {k for r in rows for k in r}
+    if not rows or key in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{option}: unknown key {key!r}{hint}")
+
+
 def _matches(row: dict[str, Any], key: str, wanted: str) -> bool:
-    if key not in row:
-        raise ConfigError(f"--where: unknown key {key!r}")
-    value = row[key]
+    value = row.get(key)
     return str(value) == wanted or (
         isinstance(value, (int, float)) and _number(wanted) == float(value)
     )
@@ -226,14 +249,31 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _sort_key(key: str) -> Any:
+def _sort_key(key: str, descending: bool = False) -> Any:
+    """Numbers before text before missing values, in either direction."""
+
     def value(row: dict[str, Any]) -> tuple[int, Any]:
         v = row.get(key)
         if v is None:
             return (2, 0)
-        return (0, v) if isinstance(v, (int, float)) else (1, str(v))
+        if isinstance(v, (int, float)):
+            return (0, -v if descending else v)
+        return (1, _Reversed(str(v)) if descending else str(v))
 
     return value
+
+
+class _Reversed:
+    """A string that sorts backwards (for --desc on a text column)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return self.text > other.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.text == other.text
 
 
 def command_results(args: argparse.Namespace) -> int:
@@ -244,28 +284,36 @@ def command_results(args: argparse.Namespace) -> int:
     with SweepStore(args.store, create=False) as store:
         runs = store.runs(kind=args.kind)
     rows = [run_row(r) for r in runs]
+    if args.desc and not args.sort:
+        raise ConfigError("--desc needs --sort KEY")
+    wheres = []
     for item in args.where or []:
         key, sep, wanted = item.partition("=")
         if not sep:
             raise ConfigError(f"--where expects KEY=VALUE, got {item!r}")
+        _check_key("--where", key, rows)
+        wheres.append((key, wanted))
+    if args.group_by:
+        _check_key("--group-by", args.group_by, rows)
+    for key, wanted in wheres:
         rows = [r for r in rows if key in r and _matches(r, key, wanted)]
+    if args.group_by:
+        rows = _grouped(rows, args.group_by)
     if args.sort:
-        if rows and not any(args.sort in r for r in rows):
-            raise ConfigError(f"--sort: unknown key {args.sort!r}")
-        rows.sort(key=_sort_key(args.sort))
+        _check_key("--sort", args.sort, rows)
+        rows.sort(key=_sort_key(args.sort, args.desc))
     if args.csv:
-        finished = [r for r in rows if r["status"] == "finished"]
+        chosen = rows if args.group_by else [r for r in rows if r["status"] == "finished"]
         keys: list[str] = []
-        for r in finished:
+        for r in chosen:
             keys.extend(k for k in r if k not in keys)
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(finished)
+        writer.writerows(chosen)
         sys.stdout.write(buffer.getvalue())
         return 0
     if args.group_by:
-        rows = _grouped(rows, args.group_by)
         columns = [
             args.group_by,
             *(["kind"] if args.group_by != "kind" else []),
@@ -290,7 +338,7 @@ def command_results(args: argparse.Namespace) -> int:
             "ssim",
             "reid_rate",
             "epsilon",
-            "compression_ratio",
+            "bits_ratio",
             "error",
         ]
         if any(r["kind"] == "audit" for r in rows):  # a Flower audit: which update, what found
@@ -301,8 +349,6 @@ def command_results(args: argparse.Namespace) -> int:
 
 
 def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    if rows and not any(key in r for r in rows):
-        raise ConfigError(f"--group-by: unknown key {key!r}")
     # one row per value AND kind: a metric both kinds carry means different things (an attack
     # run's epsilon is its one update's, a training's is accounted over every round)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}

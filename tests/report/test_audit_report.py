@@ -31,7 +31,7 @@ def test_audits_are_runs_of_kind_audit_and_read_back(tmp_path: Path) -> None:
     assert [r.kind for r in runs] == ["audit"] * 4 and len({r.run_id for r in runs}) == 4
     assert runs[0].config["defenses"] == ["topk:ratio=0.5,scope=tensor"]
     assert runs[0].metrics["ssim"] == runs[0].metrics["scores"]["ssim"]  # flat, for results
-    assert runs[0].metrics["compression_ratio"] == pytest.approx(6.9 / 3.9)
+    assert runs[0].metrics["bits_ratio"] == pytest.approx(3.9 / 6.9)
     records = load_audits(store)
     assert [(r["round"], r["client"], r["status"]) for r, _ in records] == [
         (1, "11", "attacked"),

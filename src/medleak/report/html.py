@@ -301,8 +301,8 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
         raw = m.get("bits_raw")
         if _is_num(raw) and raw:
             sent += f", {m['bits_sent'] / raw:.0%} of the {fmt_bits(raw)} uncompressed update"
-        if _is_num(m.get("compression_ratio")) and m["compression_ratio"] != 1:
-            sent += f" ({m['compression_ratio']:.1f}x smaller)"
+            if m["bits_sent"] and m["bits_sent"] != raw:
+                sent += f" ({raw / m['bits_sent']:.1f}x smaller)"
         add("update size", sent)
     if _is_num(m.get("epsilon")):
         eps = f"epsilon = {m['epsilon']:.3g}"
