@@ -10,7 +10,7 @@ STAMP := $(VENV)/.medleak-installed
 PIP_INDEX ?=
 PIP := $(PY) -m pip install --quiet $(PIP_INDEX) -c constraints.txt
 
-.PHONY: demo test lint bench clean chromium screenshot
+.PHONY: demo test lint bench clean chromium screenshot readme-numbers
 
 $(CORE): pyproject.toml constraints.txt
 	@echo "make: installing into $(VENV): PyTorch (CPU build, pinned in constraints.txt) and medleak"
@@ -42,6 +42,10 @@ test: $(STAMP) chromium
 # The README's screenshot, from the phantom demo only (synthetic images, never real X-rays).
 screenshot: $(STAMP) chromium
 	$(PY) docs/report_screenshot.py
+
+# Runs the README's example commands and writes their numbers into README.md (docs/readme_numbers.py).
+readme-numbers: $(STAMP)
+	$(PY) docs/readme_numbers.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

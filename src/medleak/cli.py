@@ -49,7 +49,9 @@ def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentPars
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     attack = commands.add_parser("attack", help="attack one client update and score it")
     _attack_arguments(attack, "attack" in full)
-    demo = commands.add_parser("demo", help="a small attack on synthetic phantoms (about 1 minute)")
+    demo = commands.add_parser(
+        "demo", help="a small attack on synthetic phantoms (under a minute on 2 cores)"
+    )
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     commands.add_parser("defenses", help="list every obfuscation with its parameters")

@@ -303,6 +303,10 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
             sent += f", {m['bits_sent'] / raw:.0%} of the {fmt_bits(raw)} uncompressed update"
             if m["bits_sent"] and m["bits_sent"] != raw:
                 sent += f" ({raw / m['bits_sent']:.1f}x smaller)"
+        from medleak.report.plain import update_size_note
+
+        if (why := update_size_note(m)) is not None:
+            sent += f"; {why}"
         add("update size", sent)
     if _is_num(m.get("epsilon")):
         eps = f"epsilon = {m['epsilon']:.3g}"
@@ -639,13 +643,16 @@ starting image</dd>
 
 def conclusion_section(views: Sequence[RunView]) -> str:
     """The answer first, in plain words, then what to try next."""
+    from medleak.report.plain import plain_sentence
+
     judged = [(v, judge(v.metrics)) for v in views]
     lines = []
     for view, verdict in judged:
+        # the plain sentence leads; the verdict's reason, with its numbers, is in the run section
         prefix = f"{view.name}: " if len(views) > 1 else ""
+        sentence = plain_sentence(view.metrics, is_synthetic(view.metrics))
         lines.append(
-            f'<p class="verdict {BADGES[verdict.outcome]}">{escape(prefix)}'
-            f"{escape(verdict.reason)}</p>"
+            f'<p class="verdict {BADGES[verdict.outcome]}">{escape(prefix)}{escape(sentence)}</p>'
         )
     if any(is_synthetic(v.metrics) for v in views):
         lines.append(
