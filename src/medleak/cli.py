@@ -305,7 +305,22 @@ COMMANDS = {
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
-    return f"medleak: warning: {message}\n"
+    """medleak's own warnings as one line; a library's named as that library's, not ours."""
+    origin = _warning_origin(str(filename))
+    if origin == "medleak":
+        return f"medleak: warning: {message}\n"
+    return f"medleak: warning from {origin}: {message}\n"
+
+
+def _warning_origin(filename: str) -> str:
+    """The top-level package a warning was raised in (from its file's path)."""
+    parts = Path(filename).parts
+    for marker in ("site-packages", "dist-packages", "src"):
+        if marker in parts[:-1]:
+            index = len(parts) - 1 - parts[::-1].index(marker)
+            if index + 1 < len(parts):
+                return Path(parts[index + 1]).stem
+    return Path(filename).stem or "python"
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -317,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
     warnings.formatwarning = _one_line_warning
+    # a library's warning repeats per call site and per round: say it once per run
+    for category in (UserWarning, FutureWarning):
+        warnings.filterwarnings("once", category=category)
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         build_parser(full=()).print_help()
