@@ -243,18 +243,20 @@ def _is_numeric_cell(text: str) -> bool:
     return True
 
 
-def _table(cls: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _td(cell: str | tuple[str, str]) -> str:
+    """One cell: text, or (short text, the full text shown on hover)."""
+    text, full = cell if isinstance(cell, tuple) else (cell, None)
+    title = f' title="{escape(full)}"' if full else ""
+    num = ' class="num"' if _is_numeric_cell(text) else ""
+    return f"<td{num}{title}>{escape(text)}</td>"
+
+
+def _table(
+    cls: str, headers: Sequence[str], rows: Sequence[Sequence[str | tuple[str, str]]]
+) -> str:
     """A table with escaped cells; numbers are right-aligned so their digits line up."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{escape(c)}</td>' if _is_numeric_cell(c) else f"<td>{escape(c)}</td>"
-            for c in row
-        )
-        + "</tr>"
-        for row in rows
-    )
+    body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in rows)
     return (
         f'<table class="{cls} sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
     )
