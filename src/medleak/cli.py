@@ -28,12 +28,14 @@ def _attack_arguments(parser: argparse.ArgumentParser, config_flags: bool) -> No
     parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
+    parser.add_argument("--check", action="store_true", help=CHECK_HELP)
     if config_flags:
         from medleak.cli_flags import add_config_flags
 
         add_config_flags(parser)  # one flag per config field that declares one
 
 
+CHECK_HELP = "validate the options and exit (nothing is computed or written)"
 #: Commands whose flags are generated from config fields (``cli_flags``).
 GENERATED_FLAGS = ("attack", "train-prior")
 
@@ -52,6 +54,7 @@ def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentPars
     demo = commands.add_parser("demo", help="a small attack on synthetic phantoms (about 1 minute)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--force", action="store_true", help="replace another run in --out")
     commands.add_parser("defenses", help="list every obfuscation with its parameters")
     prior = commands.add_parser(
         "train-prior", help="train the learned post-processing prior (a small U-Net)"
@@ -64,6 +67,8 @@ def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentPars
         add_config_flags(prior, TrainConfig, grouped=False)
     prior.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     prior.add_argument("--quiet", action="store_true", help="no progress bar")
+    prior.add_argument("--force", action="store_true", help="replace a prior already at --out")
+    prior.add_argument("--check", action="store_true", help=CHECK_HELP)
     from medleak.cli_sweep import add_parsers
 
     add_parsers(commands)
@@ -182,6 +187,15 @@ def command_attack(args: argparse.Namespace) -> int:
 
     base = load_config(args.config) if args.config else RunConfig()
     config = apply_overrides(base, config_overrides(args))
+    if args.check:
+        from medleak.experiments.sweep_spec import check_run
+
+        check_run(config)
+        source = config.data.source.strip()
+        if source.lower() != "phantom" and not Path(source).expanduser().exists():
+            raise MedleakError(f"data not found: {source}")
+        print("the options are valid")
+        return 0
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/{config.attack.name}-{config.model.name}-{stamp}")
     record = _run_attack(config, out, args.quiet, args.force)
@@ -198,7 +212,7 @@ def command_demo(args: argparse.Namespace) -> int:
     replacing = _holds_demo(out, config)
     if replacing:
         print(f"(replacing the previous demo output in {out})")
-    record = _run_attack(config, out, args.quiet, force=replacing)
+    record = _run_attack(config, out, args.quiet, force=replacing or args.force)
     print(_summary(record, out))
     print(f"open {out / 'report.html'} in a browser, or look at {out / 'reconstruction.png'}")
     return 0
@@ -248,13 +262,19 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def command_train_prior(args: argparse.Namespace) -> int:
-
-    from medleak.attacks.priors.learned import TrainConfig, train_prior_file
+    from medleak.attacks.priors.learned import TrainConfig, is_prior_file, train_prior_file
     from medleak.cli_flags import config_overrides
     from medleak.experiments.config import build
+    from medleak.output_targets import claim_file
 
-    _set_threads(args.threads)
     config = build(TrainConfig, config_overrides(args, TrainConfig))
+    if args.threads is not None and args.threads < 1:
+        raise MedleakError(f"--threads must be >= 1, got {args.threads}")
+    if args.check:
+        print("the options are valid")
+        return 0
+    _set_threads(args.threads)
+    claim_file(Path(args.out), what="prior", is_own=is_prior_file, force=args.force)
     loss = train_prior_file(config, Path(args.out), quiet=args.quiet)
     print(f"prior written to {args.out} (final training loss {loss:.4g})")
     return 0
@@ -306,7 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser(full=()).print_help()
         return 0
     # Only the command asked for gets its generated flags; the others start without torch.
-    args = build_parser(full=[_command(argv) or ""]).parse_args(argv)
+    try:
+        args = build_parser(full=[_command(argv) or ""]).parse_args(argv)
+    except SystemExit as exc:  # a usage error (its one line is printed): return its code
+        if exc.code in (0, None):
+            raise  # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return COMMANDS[args.command](args)
     except MedleakError as exc:

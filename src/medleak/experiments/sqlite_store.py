@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from medleak.errors import MedleakError
 
@@ -46,7 +47,17 @@ CREATE TABLE IF NOT EXISTS blobs (
   data BLOB NOT NULL,
   PRIMARY KEY (run_id, name)
 );
+CREATE TABLE IF NOT EXISTS leases (
+  run_id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  heartbeat REAL NOT NULL
+);
 """
+#: The tables a medleak store may hold, and the columns that make ``runs`` medleak's.
+OWN_TABLES = {"runs", "blobs", "leases"}
+RUN_COLUMNS = {"run_id", "kind", "status", "config", "metrics", "error"}
+#: A lease not renewed for this long belongs to a sweep that died; another sweep may take it.
+LEASE_SECONDS = 120.0
 
 STATUSES = ("running", "finished", "failed")
 
@@ -84,28 +95,67 @@ class StoredRun:
 
 
 class SweepStore:
-    """A handle on one store file; create with ``SweepStore(path)`` (made 0600 on creation)."""
+    """A handle on one store file; create with ``SweepStore(path)`` (made 0600 on creation).
+
+    ``create=False`` opens an existing store for reading only (``mode=ro``: a read never writes,
+    never changes the file's mode, and works on a store the user cannot write). A writer opens a
+    file only when its schema is medleak's (or the file is new/empty): another application's
+    SQLite file is a one-line error and is left untouched.
+    """
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
+        self.read_only = not create
+        if self.path.is_dir():
+            raise MedleakError(_folder_message(self.path))
         if not self.path.exists():
             if not create:
                 raise MedleakError(f"store not found: {self.path}")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
+        try:
+            if self.read_only:
+                uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._check_schema()
+        except sqlite3.Error as exc:
+            raise MedleakError(f"{self.path} is not a medleak store ({exc})") from None
+        if self.read_only:
+            return
         os.chmod(self.path, 0o600)
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise MedleakError(f"{self.path} is not a medleak store: {exc}") from None
+        except sqlite3.Error as exc:
+            raise MedleakError(f"cannot write the store {self.path}: {exc}") from None
         for suffix in ("-wal", "-shm"):
             side = Path(f"{self.path}{suffix}")
             if side.exists():
                 os.chmod(side, 0o600)
+
+    def _check_schema(self) -> None:
+        """Refuse a file whose tables are not medleak's, before anything is written to it."""
+        tables = {
+            name
+            for (name,) in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if not tables and not self.read_only:
+            return  # a new (or empty) file: the writer creates medleak's tables
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        foreign = sorted(tables - OWN_TABLES)
+        if not tables or foreign or not RUN_COLUMNS <= columns:
+            what = (
+                f"its tables ({', '.join(foreign or sorted(tables))}) are not medleak's"
+                if tables
+                else "it holds no runs table"
+            )
+            raise MedleakError(f"{self.path} is not a medleak store: {what}; it was left untouched")
 
     def close(self) -> None:
         self._db.close()
@@ -266,3 +316,9 @@ def is_store(path: str | Path) -> bool:
         return False
     with path.open("rb") as handle:
         return handle.read(16) == b"SQLite format 3\x00"
+
+
+def _folder_message(path: Path) -> str:
+    if (path / "metrics.json").is_file():
+        return f"{path} is a run folder, not a store; use 'medleak report {path}'"
+    return f"{path} is a folder, not a store (a SQLite file written by 'medleak sweep')"

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from medleak.errors import ConfigError, MedleakError
 from medleak.experiments.config import RunConfig, _merge, from_dict
 from medleak.experiments.records import legacy_sweep_id, run_id
+from medleak.yaml_input import loads_yaml, read_yaml
 
 TOP_KEYS = ("base", "grid", "list", "train")
 
@@ -61,8 +60,10 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
+            out[key.strip()] = loads_yaml(value, f"--set {key.strip()}") if value.strip() else ""
+        except ConfigError as exc:
+            if "duplicate key" in str(exc):
+                raise
             out[key.strip()] = value
     return out
 
@@ -96,8 +97,9 @@ def _train_config(values: dict[str, Any] | None, where: str) -> Any:
     return config
 
 
-def _check_run(config: RunConfig, where: str) -> None:
-    """Build what a run would build, cheaply: attack name, defenses, model, divisibility."""
+def check_run(config: RunConfig, where: str = "") -> None:
+    """Build what a run would build, cheaply: attack name, defenses, model, divisibility.
+    ``where`` (a run of a spec) prefixes the error."""
     from medleak.attacks import get_attack
     from medleak.defenses import build_chain
     from medleak.models import MODELS
@@ -117,7 +119,7 @@ def _check_run(config: RunConfig, where: str) -> None:
         if config.model.round is not None and config.model.round < 0:
             raise ConfigError(f"model.round must be >= 0, got {config.model.round}")
     except MedleakError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def _describe(assignment: dict[str, Any]) -> str:
@@ -175,7 +177,7 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
             config = from_dict(run_part)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        _check_run(config, where)
+        check_run(config, where)
         config_dict = config.to_dict()
         train_dict = None
         train_id = None
@@ -219,11 +221,4 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
 
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
     """Read a YAML spec with a safe loader and expand it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep spec not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return expand(raw, str(path), overrides)
+    return expand(read_yaml(path, "sweep spec"), str(path), overrides)
