@@ -308,8 +308,28 @@ COMMANDS = {
 }
 
 
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled exactly as Ctrl-C: the sweep's workers are stopped, one line printed."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
-    return f"medleak: warning: {message}\n"
+    return f"medleak: warning: {_one_line(str(message), False)}\n"
+
+
+def _one_line(text: str, show_sources: bool) -> str:
+    """A message as one line, data file names pseudonymised unless ``--show-sources``."""
+    from medleak.private_files import redact_sources
+
+    text = " ".join(text.split())
+    return text if show_sources else redact_sources(text)
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -318,6 +338,7 @@ def _command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
     import warnings
 
     warnings.formatwarning = _one_line_warning
@@ -332,25 +353,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.code in (0, None):
             raise  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    shown = bool(getattr(args, "show_sources", False))
+
+    def say(kind: str, text: str) -> None:
+        print(f"medleak {args.command}: {kind}: {_one_line(text, shown)}", file=sys.stderr)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding application): leave SIGTERM alone
+        previous = None
     try:
         return COMMANDS[args.command](args)
     except MedleakError as exc:
-        print(f"medleak {args.command}: error: {exc}", file=sys.stderr)
+        say("error", str(exc))
         return EXIT_USAGE
     except RunFailed as exc:
-        print(f"medleak {args.command}: run failed: {exc}", file=sys.stderr)
+        say("run failed", str(exc))
         return EXIT_RUN_FAILED
     except MemoryError:
-        print(f"medleak {args.command}: run failed: out of memory", file=sys.stderr)
+        say("run failed", "out of memory")
         return EXIT_RUN_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(f"medleak {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except OSError as exc:
-        print(
-            f"medleak {args.command}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr
-        )
+        say("error", f"{exc.strerror or exc}: {exc.filename}")
         return EXIT_USAGE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from medleak.yaml_input import read_yaml
 
 CHECK_HELP = "validate the options and exit (nothing is computed or written)"
 DEFAULT_MAX_RUNS = 10_000
+EXIT_RUN_FAILED = 3  # some runs failed (recorded in the store); 2 is only for bad input
 TRAIN_FILE = "train.json"
 
 
@@ -67,7 +68,9 @@ def _progress_bar(total: int, quiet: bool) -> tuple[Any, Any]:
     counts = {"running": 0, "failed": 0, "done": 0}
 
     def progress(event: str, job: Any, result: dict[str, Any] | None) -> None:
-        if event == "started":
+        if event == "skipped":  # another sweep on the same store computed it meanwhile
+            bar.update(1)
+        elif event == "started":
             counts["running"] += 1
         elif event in ("finished", "failed", "retry"):
             if event != "retry" or counts["running"]:
@@ -85,9 +88,16 @@ def command_sweep(args: argparse.Namespace) -> int:
     from medleak.experiments.sweep import LocalBackend, plan_todo, run_sweep
     from medleak.experiments.sweep_spec import load_spec, parse_set
 
-    sweep = load_spec(args.spec, parse_set(args.set))
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.max_runs < 1:
+        raise ConfigError(f"--max-runs must be >= 1, got {args.max_runs}")
+    if not 1 <= args.threads <= 4096:
+        raise ConfigError(f"--threads must be in [1, 4096], got {args.threads}")
+    if not 1 <= args.workers <= 4096:
+        raise ConfigError(f"--workers must be in [1, 4096], got {args.workers}")
+    sweep = load_spec(args.spec, parse_set(args.set), args.max_runs)
+    if args.check:
+        print(f"{args.spec}: {len(sweep.attacks)} attack runs, {len(sweep.trainings)} trainings")
+        return 0
     if args.backend == "ray":
         from medleak.experiments.ray_backend import RayBackend
 
@@ -110,8 +120,8 @@ def command_sweep(args: argparse.Namespace) -> int:
             summary = run_sweep(sweep, store, backend, rerun=args.rerun, progress=progress)
         finally:
             bar.close()
-    for line in summary.errors:
-        print(f"failed: {line}", file=sys.stderr)
+    for line in summary.errors:  # a report of the sweep (stdout); stderr gets one line below
+        print(f"failed: {line}")
     if summary.other_version:
         verb = "recomputed" if args.rerun else "kept (use --rerun to recompute)"
         print(f"{len(summary.other_version)} runs stored by another medleak version: {verb}")
@@ -119,7 +129,14 @@ def command_sweep(args: argparse.Namespace) -> int:
         f"{summary.finished} finished, {summary.failed} failed, {summary.skipped} already in the "
         f"store; see 'medleak results {args.store}'"
     )
-    return 1 if summary.failed else 0
+    if summary.failed:
+        print(
+            f"medleak sweep: run failed: {summary.failed} of {summary.total} runs failed "
+            f"(recorded in {args.store})",
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILED
+    return 0
 
 
 def command_train(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ writes the store. Without ``address`` a local Ray is started and shut down with 
 from __future__ import annotations
 
 import os
+import socket
 from concurrent.futures import Future
 from typing import Any
 
@@ -21,6 +22,33 @@ def _remote_job(job: dict[str, Any], threads: int) -> dict[str, Any]:
 
     torch.set_num_threads(threads)
     return run_job(job)
+
+
+#: How long a cluster address may take to accept a connection (Ray itself retries for minutes).
+CONNECT_SECONDS = 10.0
+
+
+def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
+    """Refuse, in one line and within ``timeout``, a Ray address nobody answers at.
+
+    ``auto`` (and other words without a port) are left to Ray; ``host:port`` and
+    ``ray://host:port`` get one TCP connection attempt first.
+    """
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    if not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address}: port {port} is not a port number")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"no Ray cluster answers at --address {address} ({reason}); start one with "
+            "'ray start --head' or leave --address out for a local Ray"
+        ) from None
 
 
 class RayBackend:
@@ -41,6 +69,7 @@ class RayBackend:
             os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address:
+                check_reachable(address)
                 ray.init(address=address, **kwargs)
             else:
                 ray.init(num_cpus=workers * threads, **kwargs)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -236,6 +238,45 @@ class SweepStore:
             (error, time.time(), seconds, run_id),
         )
 
+    def acquire(self, run_id: str, owner: str, ttl: float = LEASE_SECONDS) -> bool:
+        """Take the lease on a run (False when another live sweep holds it).
+
+        A lease is (owner, heartbeat). It is free when nobody holds it, when its heartbeat is
+        older than ``ttl`` (its sweep died without a word), or when its owner is a process on
+        this machine that no longer exists (killed: no need to wait out the ``ttl``).
+        """
+        now = time.time()
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT owner, heartbeat FROM leases WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is not None and row[0] != owner and now - row[1] < ttl and _alive(row[0]):
+                return False
+            self._db.execute(
+                "INSERT OR REPLACE INTO leases (run_id, owner, heartbeat) VALUES (?, ?, ?)",
+                (run_id, owner, now),
+            )
+        return True
+
+    def renew(self, owner: str) -> None:
+        """The heartbeat: every lease ``owner`` holds is fresh again."""
+        self._db.execute("UPDATE leases SET heartbeat = ? WHERE owner = ?", (time.time(), owner))
+
+    def release(self, owner: str, run_id: str | None = None) -> None:
+        """Give back one lease (or, with no ``run_id``, every lease ``owner`` holds)."""
+        if run_id is None:
+            self._db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+        else:
+            self._db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, owner))
+
+    def finished_since(self, run_id: str, since: float) -> bool:
+        """True when the run was finished (by any sweep) at or after ``since``."""
+        row = self._db.execute(
+            "SELECT 1 FROM runs WHERE run_id = ? AND status = 'finished' AND finished >= ?",
+            (run_id, since),
+        ).fetchone()
+        return row is not None
+
     def _transaction(self) -> Any:
         db = self._db
 
@@ -316,6 +357,30 @@ def is_store(path: str | Path) -> bool:
         return False
     with path.open("rb") as handle:
         return handle.read(16) == b"SQLite format 3\x00"
+
+
+def lease_owner() -> str:
+    """This process's name on a lease: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _alive(owner: str) -> bool:
+    """False only when ``owner`` is a process on this machine that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's sweep: only its heartbeat can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) is gone too
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def _folder_message(path: Path) -> str:

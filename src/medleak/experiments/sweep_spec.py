@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,17 @@ def _describe(assignment: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in assignment.items()) or "base"
 
 
-def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None) -> Sweep:
-    """Expand and validate a spec mapping into jobs (raises ConfigError with one line)."""
+def expand(
+    raw: Any,
+    path: str = "spec",
+    overrides: dict[str, Any] | None = None,
+    max_runs: int | None = None,
+) -> Sweep:
+    """Expand and validate a spec mapping into jobs (raises ConfigError with one line).
+
+    ``max_runs``: refuse, before expanding anything, a spec of more runs than this (a grid of
+    10^6 runs would otherwise sit silent for minutes building its list).
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep spec must be a mapping with base/grid/list/train")
     unknown = sorted(set(raw) - set(TOP_KEYS))
@@ -154,6 +164,12 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
     picks = raw.get("list") or []
     if not isinstance(picks, list) or not all(isinstance(p, dict) for p in picks):
         raise ConfigError(f"{path}: 'list' must be a list of mappings of dotted keys")
+    count = (math.prod(len(v) for v in grid.values()) if grid or not picks else 0) + len(picks)
+    if max_runs is not None and count > max_runs:
+        raise ConfigError(
+            f"{path}: the spec makes {count} runs, more than --max-runs {max_runs}; split it or "
+            "raise --max-runs"
+        )
     assignments: list[dict[str, Any]] = []
     if grid or not picks:
         keys = list(grid)
@@ -219,6 +235,8 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
     return sweep
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
+def load_spec(
+    path: str | Path, overrides: dict[str, Any] | None = None, max_runs: int | None = None
+) -> Sweep:
     """Read a YAML spec with a safe loader and expand it."""
-    return expand(read_yaml(path, "sweep spec"), str(path), overrides)
+    return expand(read_yaml(path, "sweep spec"), str(path), overrides, max_runs)

@@ -138,6 +138,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         where = f" (at {os.path.basename(last[0].filename)}:{last[0].lineno})" if last else ""
         message = str(exc).splitlines()[0] if str(exc) else ""
         out = {"status": "failed", "error": f"{type(exc).__name__}: {message}{where}"}
+    if out["status"] == "failed" and not job["config"].get("metrics", {}).get("show_sources"):
+        from medleak.private_files import redact_sources
+
+        out["error"] = redact_sources(out["error"])  # a data file's name carries a patient number
     out["seconds"] = time.perf_counter() - start
     out["run_id"] = job["run_id"]
     out["provenance"] = provenance()
