@@ -194,6 +194,10 @@ def command_attack(args: argparse.Namespace) -> int:
         source = config.data.source.strip()
         if source.lower() != "phantom" and not Path(source).expanduser().exists():
             raise MedleakError(f"data not found: {source}")
+        if config.model.weights:
+            from medleak.models.weights import read_state_dict
+
+            read_state_dict(config.model.weights)
         print("the options are valid")
         return 0
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

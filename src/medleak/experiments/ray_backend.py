@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -24,8 +25,11 @@ def _remote_job(job: dict[str, Any], threads: int) -> dict[str, Any]:
     return run_job(job)
 
 
-#: How long a cluster address may take to accept a connection (Ray itself retries for minutes).
+#: How long a cluster address may take to answer (Ray itself retries for minutes).
 CONNECT_SECONDS = 10.0
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # length 0, type SETTINGS, stream 0
+SETTINGS_FRAME = 0x04
 
 
 def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
@@ -40,15 +44,27 @@ def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
         return
     if not 0 < int(port) < 65536:
         raise ConfigError(f"--address {address}: port {port} is not a port number")
+    deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
-            pass
+        with socket.create_connection(
+            (host.strip("[]") or "127.0.0.1", int(port)), timeout
+        ) as conn:
+            # Ray's cluster speaks gRPC (HTTP/2): a live one answers the client preface with a
+            # SETTINGS frame at once; a port that accepts and stays silent is not a cluster
+            conn.sendall(HTTP2_PREFACE + EMPTY_SETTINGS)
+            conn.settimeout(max(0.1, deadline - time.monotonic()))
+            header = conn.recv(9)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        reason = exc.strerror or str(exc) or type(exc).__name__
         raise ConfigError(
             f"no Ray cluster answers at --address {address} ({reason}); start one with "
             "'ray start --head' or leave --address out for a local Ray"
         ) from None
+    if len(header) < 4 or header[3] != SETTINGS_FRAME:
+        raise ConfigError(
+            f"--address {address} answers, but not as a Ray cluster (no gRPC reply); check the "
+            "host and port ('ray status' on the head prints them)"
+        )
 
 
 class RayBackend:
