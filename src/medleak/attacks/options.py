@@ -44,23 +44,27 @@ class AttackOptions:
         ``first-order`` (tau times one gradient at the sent weights; tau times cheaper).
     """
 
-    iterations: int = option(100, "--iterations", "optimisation steps")
-    scale_factor: int = option(4, "--scale-factor", "ROG latent downscale")
+    iterations: int = option(100, "--iterations", "optimisation steps", high=10**8)
+    scale_factor: int = option(4, "--scale-factor", "ROG latent downscale", high=64)
     reconstruct_channels: ReconstructChannels = option(
         "gray",
         "--reconstruct-channels",
         "optimise one gray channel (default) or every channel",
     )
     labels: LabelsChoice = option("known", "--labels", "known = oracle; inferred = from the update")
-    lr: float | None = option(None, "--attack-lr", "attack step size", default_text="published")
-    tv: float | None = option(None, "--tv", "total-variation weight (Inverting Gradients)")
+    lr: float | None = option(
+        None, "--attack-lr", "attack step size", default_text="published", high=1e3
+    )
+    tv: float | None = option(
+        None, "--tv", "total-variation weight (Inverting Gradients)", high=1e6
+    )
     prior: str = option(
         "auto",
         "--prior",
         "post-processing: auto (default), none, classical, or a prior.safetensors",
     )
     aware: bool = option(True, "--aware", "obfuscation-aware matching loss")
-    restarts: int = option(1, "--restarts", "random starts, best by matching loss")
+    restarts: int = option(1, "--restarts", "random starts, best by matching loss", high=1000)
     analytic: bool = option(
         True, "--analytic", "ROG: disaggregate the batch at a wide linear layer"
     )
@@ -69,6 +73,7 @@ class AttackOptions:
         "--feature-iterations",
         "ROG analytic stage: feature-inversion steps",
         default_text="--iterations",
+        high=10**8,
     )
     soft_labels: bool = option(
         False, "--soft-labels", "DLG: optimise labels jointly", kind="switch"

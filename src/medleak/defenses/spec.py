@@ -38,6 +38,11 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
+#: The sizes a number may have: tensors are float32, whose range is about 1e-38 to 3e38, and a
+#: parameter of 1e-320 or 1e20 levels only overflows, underflows or runs out of memory later.
+FLOAT_TINY = 1e-30
+FLOAT_HUGE = 1e30
+INT_LIMIT = 2**31 - 1
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -166,12 +171,14 @@ def _convert(defense: str, param: Param, value: Any) -> Any:
             return value.strip().lower() in _TRUE
         raise fail(defense, param.name, f"must be true or false, got {shown}")
     if param.kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            return int(value)
+            value = int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,30}\s*", value):
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > INT_LIMIT:
+                raise fail(defense, param.name, f"must be at most {INT_LIMIT} in size, got {shown}")
+            return value
         raise fail(defense, param.name, f"must be an integer, got {shown}")
     if param.kind is float:
         if isinstance(value, bool):
@@ -182,6 +189,13 @@ def _convert(defense: str, param: Param, value: Any) -> Any:
             raise fail(defense, param.name, f"must be a number, got {shown}") from None
         if not math.isfinite(number):
             raise fail(defense, param.name, f"must be a finite number, got {shown}")
+        if number != 0 and not FLOAT_TINY <= abs(number) <= FLOAT_HUGE:
+            raise fail(
+                defense,
+                param.name,
+                f"must be 0 or of size {FLOAT_TINY:g} to {FLOAT_HUGE:g} (updates are float32), "
+                f"got {shown}",
+            )
         return number
     text = str(value).strip().lower()
     if param.choices and text not in param.choices:

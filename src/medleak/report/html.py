@@ -32,6 +32,7 @@ from medleak.experiments.stores import (
 )
 from medleak.metrics.registry import METRICS
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, judge
+from medleak.output_targets import claim_file, starts_with
 from medleak.private_files import private_dir, write_private
 from medleak.report.grid import grid_png
 from medleak.report.plots import comparison_chart, side_by_side, trace_plot
@@ -729,8 +730,12 @@ def report_path(out: Path | str, *, force: bool) -> Path:
     out = Path(out)
     if out.is_dir():
         out = out / "report.html"
-    if out.exists() and not force:
-        raise MedleakError(f"{out} already exists; choose another --out or pass --force")
+    claim_file(
+        out,
+        what="report",
+        is_own=lambda path: starts_with(path, b"<title>medleak report"),
+        force=force,
+    )
     return out
 
 
