@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,14 +86,14 @@ def bf16_attacks() -> Iterator[None]:
     """Every registered attack runs under CPU bfloat16 autocast for the duration (opt-in)."""
     saved = dict(attacks.ATTACKS)
 
-    def wrap(attack: attacks.Attack) -> attacks.Attack:
+    def wrap(spec: attacks.AttackSpec) -> attacks.AttackSpec:
         def run(*args: Any, **kwargs: Any) -> attacks.Reconstruction:
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                return attack(*args, **kwargs)
+                return spec.run(*args, **kwargs)
 
-        return run
+        return dataclasses.replace(spec, run=run)
 
-    attacks.ATTACKS.update({name: wrap(attack) for name, attack in saved.items()})
+    attacks.ATTACKS.update({name: wrap(spec) for name, spec in saved.items()})
     try:
         yield
     finally:

@@ -139,17 +139,9 @@ def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, A
 
 
 def _defense_text(record: dict[str, Any]) -> str:
-    """The chain as spec strings (``topk:ratio=0.1 -> qsgd:levels=4``), unset values left out."""
-    specs = []
-    for stage in record.get("defenses") or []:
-        if not isinstance(stage, dict):
-            specs.append(str(stage))
-            continue
-        params = ",".join(
-            f"{k}={v}" for k, v in (stage.get("params") or {}).items() if v is not None
-        )
-        specs.append(f"{stage.get('name', '?')}:{params}" if params else str(stage.get("name")))
-    return " -> ".join(specs) if specs else "none"
+    from medleak.defenses import describe_chain
+
+    return describe_chain(record.get("defenses"))
 
 
 def _summary(record: dict[str, Any], out: Path) -> str:

@@ -116,12 +116,19 @@ def command_sweep(args: argparse.Namespace) -> int:
     with SweepStore(args.store) as store:
         from medleak.experiments.sweep import SweepSummary
 
-        todo = len(plan_todo(sweep, store, args.rerun, SweepSummary()))
+        planned = SweepSummary()
+        todo = len(plan_todo(sweep, store, args.rerun, planned))
         print(
             f"sweep {args.spec}: {len(sweep.attacks)} attack runs, {len(sweep.trainings)} "
             f"trainings; {todo} to run, store {args.store}",
             flush=True,
         )
+        if planned.migrated:
+            print(
+                f"{len(planned.migrated)} runs were stored under the run ids of an older "
+                "medleak; re-keyed in place (same settings, same numbers), none recomputed",
+                flush=True,
+            )
         bar, progress = _progress_bar(todo, args.quiet)
         try:
             summary = run_sweep(sweep, store, backend, rerun=args.rerun, progress=progress)
@@ -262,7 +269,9 @@ def run_row(run: Any) -> dict[str, Any]:
     """A stored run as one flat row: hash, kind, status, dotted config keys, then metrics."""
     row: dict[str, Any] = {"hash": run.run_id, "kind": run.kind, "status": run.status}
     flatten("", run.config, row)
-    row["defenses"] = " + ".join(_defense_text(d) for d in run.config.get("defenses", [])) or "none"
+    from medleak.defenses.spec import describe_chain
+
+    row["defenses"] = describe_chain(run.config.get("defenses", []))
     for key, value in run.metrics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:
             row.setdefault(key, value)
@@ -276,10 +285,6 @@ def run_row(run: Any) -> dict[str, Any]:
             row["bits_ratio"] = 1 / old_ratio
     row["error"] = run.error
     return row
-
-
-def _defense_text(spec: Any) -> str:
-    return spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
 
 
 def _check_key(option: str, key: str, rows: list[dict[str, Any]]) -> None:

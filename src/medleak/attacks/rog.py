@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -42,12 +42,55 @@ from medleak.attacks.feature_inversion import DEFAULT_TV
 from medleak.attacks.labels import resolve_labels
 from medleak.attacks.latent_inversion import Inversion, LatentFit
 from medleak.attacks.layers import LinearLayer
-from medleak.attacks.options import AttackOptions
+from medleak.attacks.options import ImageMatchingOptions
 from medleak.attacks.restarts import Run
 from medleak.attacks.skeleton import finish, match_gradients
+from medleak.errors import ConfigError
 from medleak.fl import Update
+from medleak.flags import option
 
 DEFAULT_LR = 0.05
+
+
+@dataclass(frozen=True)
+class RogOptions(ImageMatchingOptions):
+    """ROG's options: the shared ones plus its latent.
+
+    scale_factor: ROG's latent is image_size / scale_factor pixels on a side (ROG: 4).
+    feature_iterations: L-BFGS iterations of the analytic stage's feature inversion; None uses
+        ``iterations``.
+    init: the latent's start: ``uniform`` in [0, 1] (the reference) or ``gray`` (0.5 with faint
+        seeded noise; medleak's default, steadier under heavy obfuscation).
+    """
+
+    scale_factor: int = option(4, "--scale-factor", "ROG latent downscale", high=64)
+    feature_iterations: int | None = option(
+        None,
+        "--feature-iterations",
+        "ROG analytic stage: feature-inversion steps",
+        default_text="--iterations",
+        high=10**8,
+    )
+    init: Literal["uniform", "gray"] = option(
+        "gray", "--init", "ROG's latent start: uniform in [0, 1] (the reference) or gray"
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scale_factor < 1:
+            raise ConfigError(f"scale factor must be >= 1, got {self.scale_factor}")
+        if self.init not in ("uniform", "gray"):
+            raise ConfigError(f"init must be uniform or gray, got {self.init!r}")
+        if self.feature_iterations is not None and self.feature_iterations < 1:
+            raise ConfigError(
+                f"feature iterations must be a positive integer, got {self.feature_iterations}"
+            )
+
+    def check_setting(self, image_size: int) -> None:
+        if image_size % self.scale_factor:
+            raise ConfigError(
+                f"image size {image_size} is not divisible by scale factor {self.scale_factor}"
+            )
 
 
 def upsample(latent: torch.Tensor, size: int) -> torch.Tensor:
@@ -67,7 +110,7 @@ def start_latent(shape: tuple[int, ...], seed: int, init: str) -> torch.Tensor:
 def optimise_latent(
     update: Update,
     knowledge: ServerKnowledge,
-    options: AttackOptions,
+    options: RogOptions,
     labels: torch.Tensor,
     seed: int,
     progress: Progress | None,
@@ -152,7 +195,7 @@ def latent_stage(knowledge: ServerKnowledge, update: Update, seed: int) -> Laten
 def attack(
     update: Update,
     knowledge: ServerKnowledge,
-    options: AttackOptions,
+    options: RogOptions,
     seed: int,
     progress: Progress | None = None,
 ) -> Reconstruction:

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 
-from medleak.attacks.options import AttackOptions
-from medleak.attacks.presets import PRESETS, apply_preset
+from medleak.attacks import ATTACKS, AttackOptions, attack_help
+from medleak.attacks.presets import PRESET_ATTACK, PRESETS, apply_preset
 from medleak.data.spec import DataSpec
 from medleak.errors import ConfigError
 from medleak.fl.update import FLSettings
 from medleak.flags import Bounds, Flag, bounds_of, flag_of, neutral_of, option
+from medleak.models import MODELS
 from medleak.yaml_input import read_yaml
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ FLConfig = FLSettings
 class ModelConfig:
     """The victim model. ``round`` (sweep specs only) attacks that round of a training."""
 
-    name: str = option("lenet", "--model", "lenet, lenet-dlg, resnet18-rog or resnet18")
+    name: str = option("lenet", "--model", "the victim model", choices=tuple(MODELS))
     channels: Literal[1, 3] = option(3, "--channels", "model input channels")
     weights: str | None = option(
         None, "--weights", "trained weights (.safetensors or a torch state dict)"
@@ -92,17 +93,56 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class AttackConfig(AttackOptions):
-    """Which attack, and its options (an ``AttackOptions``), optionally through a preset."""
+class AttackConfig(AttackOptions):  # type: ignore[valid-type,misc]
+    """Which attack, and its options, optionally through a preset.
 
-    name: str = option("rog", "--attack", "rog (default), ig or dlg")
+    The section holds every attack's options (``attacks.AttackOptions``, the registry's union),
+    so one YAML key or flag per option; the chosen attack receives only its own, and an option it
+    does not have, set away from its default, is refused in one line.
+    """
+
+    name: str = option("rog", "--attack", attack_help(), choices=tuple(ATTACKS))
     preset: str | None = option(
         None, "--preset", "rog-core = the reference ROG core exactly", choices=tuple(PRESETS)
     )
 
-    def options(self) -> AttackOptions:
-        """What the attack receives: these options with the preset's fields applied."""
-        return apply_preset(self.preset, project(self, AttackOptions))
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        spec = ATTACKS.get(self.name)
+        if spec is None:
+            return  # an unknown name is refused with the choices where the attack is built
+        own = set(spec.option_names())
+        for f in dataclasses.fields(AttackOptions):
+            if f.name in own or getattr(self, f.name) == _default(f):
+                continue
+            declared = flag_of(f)
+            shown = f"{f.name} ({declared.name})" if declared else f.name
+            raise ConfigError(
+                f"attack {self.name!r} has no option {shown}; its options: {', '.join(sorted(own))}"
+            )
+        wanted = PRESET_ATTACK.get(self.preset or "")
+        if wanted is not None and wanted != self.name:
+            raise ConfigError(f"preset {self.preset!r} is for attack {wanted!r}, not {self.name!r}")
+
+    def options(self) -> Any:
+        """What the attack receives: its own options (``ATTACKS[name].options``) with the
+        preset's fields applied."""
+        spec = ATTACKS.get(self.name)
+        if spec is None:
+            raise ConfigError(
+                f"unknown attack {self.name!r}; choose from {', '.join(sorted(ATTACKS))}"
+            )
+        return apply_preset(self.preset, project(self, spec.options))
+
+    def own_keys(self) -> tuple[str, ...]:
+        """The keys of this section that determine the chosen attack's numbers."""
+        spec = ATTACKS.get(self.name)
+        names = (
+            spec.option_names()
+            if spec is not None
+            else tuple(f.name for f in dataclasses.fields(AttackOptions))
+        )
+        return ("name", "preset", *names)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ class SweepSummary:
     failed: int = 0
     other_version: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: runs found under an id an older run-id scheme gave them, re-keyed in place (old -> new)
+    migrated: list[str] = field(default_factory=list)
 
 
 def _round_blob(job: Job) -> str:
@@ -58,12 +60,14 @@ def plan_todo(sweep: Sweep, store: SweepStore, rerun: bool, summary: SweepSummar
         if job.train_id is not None and job.config["model"].get("round") is not None:
             wanted_rounds.setdefault(job.train_id, set()).add(_round_blob(job))
     for job in sweep.jobs:
-        # A store written before the one run-id function keyed this run differently.
-        moved = job.legacy_id is not None and store.rekey(job.legacy_id, job.run_id)
+        # A store written by an earlier version keyed this run differently: re-key it once.
+        moved = next((old for old in job.legacy_ids if store.rekey(old, job.run_id)), None)
+        if moved:
+            summary.migrated.append(f"{moved} -> {job.run_id}")
         state = store.status(job.run_id)
         if state is not None and state[0] == "finished":
             if moved or state[1] != medleak.__version__:
-                why = f"older run id {job.legacy_id}, " if moved else ""
+                why = f"older run id {moved}, " if moved else ""
                 summary.other_version.append(f"{job.run_id} ({why}medleak {state[1]})")
                 if rerun:
                     todo.append(job)

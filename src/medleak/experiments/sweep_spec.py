@@ -16,7 +16,7 @@ from typing import Any
 
 from medleak.errors import ConfigError, MedleakError
 from medleak.experiments.config import RunConfig, _merge, from_dict
-from medleak.experiments.records import legacy_sweep_id, run_id
+from medleak.experiments.records import legacy_ids, legacy_sweep_id, run_id
 from medleak.yaml_input import loads_yaml, read_yaml
 
 TOP_KEYS = ("base", "grid", "list", "train")
@@ -27,7 +27,8 @@ class Job:
     """One run of a sweep. ``train`` is set for kind ``train`` and for attacks on a round.
 
     ``run_id`` comes from :func:`medleak.experiments.records.run_id` (the one id function);
-    ``legacy_id`` is the id a store of the first scheme gave the same run (to report it).
+    ``legacy_id`` is the id a store of the first scheme gave the same run (to report it);
+    ``legacy_ids`` every id an older scheme gave it, newest first (a store is re-keyed from them).
     """
 
     kind: str
@@ -37,6 +38,7 @@ class Job:
     train_id: str | None = None
     label: str = ""
     legacy_id: str | None = None
+    legacy_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,11 +114,7 @@ def check_run(config: RunConfig, where: str = "") -> None:
             raise ConfigError(
                 f"unknown model {config.model.name!r}; choose from {', '.join(sorted(MODELS))}"
             )
-        if config.attack.name == "rog" and config.data.image_size % config.attack.scale_factor:
-            raise ConfigError(
-                f"image size {config.data.image_size} is not divisible by scale factor "
-                f"{config.attack.scale_factor}"
-            )
+        config.attack.options().check_setting(config.data.image_size)
         if config.model.round is not None and config.model.round < 0:
             raise ConfigError(f"model.round must be >= 0, got {config.model.round}")
     except MedleakError as exc:
@@ -208,6 +206,7 @@ def expand(
                     train_dict,
                     label=_describe({"defenses": config_dict["defenses"]}),
                     legacy_id=legacy_sweep_id(config, "train", train_dict),
+                    legacy_ids=legacy_ids(config, "train", train_dict),
                 )
             if config.model.round is not None:
                 if config.model.round > train_dict["rounds"]:
@@ -222,9 +221,17 @@ def expand(
         if job_id in seen:
             continue
         seen.add(job_id)
-        legacy = legacy_sweep_id(config, "attack", train_dict)
         sweep.jobs.append(
-            Job("attack", job_id, config_dict, train_dict, train_id, _describe(assignment), legacy)
+            Job(
+                "attack",
+                job_id,
+                config_dict,
+                train_dict,
+                train_id,
+                _describe(assignment),
+                legacy_sweep_id(config, "attack", train_dict),
+                legacy_ids(config, "attack", train_dict),
+            )
         )
     for train_id, job in trainings.items():
         assert job.train is not None

@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from medleak.data.batch import CLASS_NAMES
+from medleak.defenses import describe_chain
 from medleak.errors import MedleakError
 from medleak.experiments.stores import (
     CONFIG_FILE,
@@ -269,18 +270,9 @@ def _table(
 
 def _defense_text(m: dict[str, Any]) -> str:
     defenses = m.get("defenses")
-    if not isinstance(defenses, list) or not defenses:
-        return "none" if isinstance(defenses, list) else "n/a"
-    parts = []
-    for d in defenses:
-        if isinstance(d, dict):
-            params = d.get("params") or {}
-            shown = params.items() if isinstance(params, dict) else []
-            args = ", ".join(f"{k}={v}" for k, v in shown if v is not None)
-            parts.append(f"{d.get('name', '?')}({args})" if args else str(d.get("name", "?")))
-        else:
-            parts.append(str(d))
-    return " then ".join(parts)
+    if not isinstance(defenses, list):
+        return "n/a"
+    return describe_chain(defenses)
 
 
 def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
