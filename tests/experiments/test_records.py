@@ -152,12 +152,14 @@ def test_an_option_added_at_its_neutral_value_keeps_every_run_id(
 
         monkeypatch.setattr(RunConfig, "to_dict", with_momentum)
         neutral = (("attack", "momentum"), 0.0)
-        monkeypatch.setattr(records, "neutral_keys", lambda: [neutral])
+        declared = records.neutral_keys()  # the real options' neutral values stay in force
+        monkeypatch.setattr(records, "neutral_keys", lambda: [*declared, neutral])
         again = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
         summary = SweepSummary()
         assert plan_todo(again, store, rerun=False, summary=summary) == []
         assert summary.skipped == len(sweep.jobs)
         # away from its neutral value the option is part of what the numbers depend on
-        monkeypatch.setattr(records, "neutral_keys", lambda: [(("attack", "momentum"), 0.9)])
+        moved_neutral = (("attack", "momentum"), 0.9)
+        monkeypatch.setattr(records, "neutral_keys", lambda: [*declared, moved_neutral])
         moved = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
         assert {j.run_id for j in moved.jobs}.isdisjoint({j.run_id for j in sweep.jobs})
