@@ -78,3 +78,40 @@ def test_average_of_other_real_xrays_is_not_a_leak(chest_xray_sample: Path) -> N
     verdict = judge(record)
     assert verdict.outcome != LEAKS, verdict.reason
     assert judge(_blank_only(record)).outcome == LEAKS
+
+
+def _folder_of_phantoms(root: Path, count: int) -> Path:
+    """An ImageFolder tree of phantom PNGs (another 'hospital' of the same modality)."""
+    import numpy as np
+    from PIL import Image
+
+    from medleak.data import open_dataset
+    from medleak.data.spec import DataSpec
+
+    dataset = open_dataset(DataSpec(image_size=32, phantom_count=count), seed=5)
+    batch = dataset.load(list(range(count)))
+    for i, (image, label) in enumerate(zip(batch.images, batch.labels.tolist(), strict=True)):
+        folder = root / ("NORMAL" if label == 0 else "PNEUMONIA")
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (image[0].numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"other-{i:03d}.png")
+    return root
+
+
+def test_gallery_source_and_auxiliary_come_from_other_folders(tmp_path: Path) -> None:
+    other = str(_folder_of_phantoms(tmp_path / "other", 30))
+    base = {"seed": 0, "model.channels": 1, "data.image_size": 32, "data.phantom_count": 6}
+    own = plan_run(apply_overrides(RunConfig(), {**base, "metrics.gallery_size": 100}))
+    assert gallery_for(own).available == 2  # 6 phantoms minus the batch of 4: not enough
+    config = apply_overrides(
+        RunConfig(), {**base, "metrics.gallery_size": 25, "metrics.gallery_source": other}
+    )
+    plan = plan_run(config)
+    distractors = gallery_for(plan)
+    assert distractors.available == 30 and distractors.images.shape == (25, 1, 32, 32)
+    prior, source = prior_for(plan, distractors)
+    assert source == "distractors" and torch.allclose(prior, distractors.images.double().mean(0))
+    aux = apply_overrides(config, {"metrics.auxiliary": other})
+    prior_aux, source_aux = prior_for(plan_run(aux), distractors)
+    assert source_aux == "auxiliary"  # all 30 images, not the 25 distractors
+    assert not torch.allclose(prior_aux, prior)
