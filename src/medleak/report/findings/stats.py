@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medleak.experiments.sqlite_store import StoredRun
+from medleak.metrics.verdict import ssim_above_floor
 
 PHANTOM = "phantoms"
 SAMPLE = "X-ray sample"
@@ -46,11 +47,9 @@ def _finite(value: Any) -> bool:
 
 
 def leak(metrics: dict[str, Any]) -> float | None:
-    """SSIM above the blank mid-gray image's floor, clipped at 0 (what the frontier uses)."""
-    ssim, blank = metrics.get("ssim"), metrics.get("blank_ssim")
-    if not _finite(ssim):
-        return None
-    return max(0.0, float(ssim) - (float(blank) if _finite(blank) else 0.0))
+    """SSIM above the stronger floor (blank or prior image; blank in records without a prior),
+    clipped at 0: the verdict's and the frontier's leakage axis."""
+    return ssim_above_floor(metrics)
 
 
 def source_of(run: StoredRun) -> str:
