@@ -163,3 +163,18 @@ def test_an_option_added_at_its_neutral_value_keeps_every_run_id(
         monkeypatch.setattr(records, "neutral_keys", lambda: [*declared, moved_neutral])
         moved = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
         assert {j.run_id for j in moved.jobs}.isdisjoint({j.run_id for j in sweep.jobs})
+
+
+def test_issue_22_options_keep_old_ids_and_gallery_source_is_a_sweep_key() -> None:
+    """--gallery-source / --auxiliary at None and --baseline at any value keep every run id;
+    a gallery source changes the numbers (the gallery), so it is part of the id."""
+    plain = run_id(from_dict(TINY))
+    for overrides in (
+        {"metrics.gallery_source": None, "metrics.auxiliary": None},
+        {"metrics.baseline": True},
+        {"metrics.baseline": False},
+    ):
+        assert run_id(apply_overrides(from_dict(TINY), overrides)) == plain, overrides
+    sweep = expand({"base": TINY, "grid": {"metrics.gallery_source": [None, "/other/xrays"]}})
+    assert sweep.jobs[0].run_id == plain and sweep.jobs[1].run_id != plain
+    assert sweep.jobs[1].config["metrics"]["gallery_source"] == "/other/xrays"
