@@ -167,16 +167,20 @@ def _summary(record: dict[str, Any], out: Path) -> str:
             f"{record['blank_ssim']:.3f} (what leaking nothing scores)"
         )
     if record.get("prior_psnr") is not None and record.get("prior_ssim") is not None:
+        held = "auxiliary" if record.get("prior_source") == "auxiliary" else "distractor"
         lines.append(
             f"prior-image floor: PSNR {record['prior_psnr']:.2f} dB, SSIM "
-            f"{record['prior_ssim']:.3f} (the mean of {record.get('prior_source')} images: "
-            "what the server knows without the update)"
+            f"{record['prior_ssim']:.3f} (the mean of the {held} images: what the server knows "
+            "without the update)"
         )
     if record.get("baseline_verdict") is not None:
         protection = record.get("protection_ssim")
+        reid = record.get("baseline_reid_count")
         lines.append(
             f"baseline (same attack, undefended update): PSNR {record['baseline_psnr']:.2f} dB, "
-            f"SSIM {record['baseline_ssim']:.3f}, {record['baseline_verdict']}"
+            f"SSIM {record['baseline_ssim']:.3f}"
+            + (f", {reid} of {record['num_images']} re-identified" if reid is not None else "")
+            + f": {record['baseline_verdict']}"
             + (
                 f"; protection {protection:+.3f} SSIM above the floor"
                 if protection is not None
