@@ -478,7 +478,8 @@ def _baseline_html(view: RunView) -> str:
     text = (
         f"Baseline: the same attack with the same budget on this batch's undefended update "
         f"rebuilt SSIM {fmt(m.get('baseline_ssim'))}, PSNR {fmt(m.get('baseline_psnr'), 1)} dB, "
-        f"re-identified {m.get('baseline_reid_count', 'n/a')}; its verdict: "
+        f"re-identified {m.get('baseline_reid_count', 'n/a')} of {m.get('num_images', 'n/a')}; "
+        "its verdict: "
         f"{m.get('baseline_verdict')}.{bought}"
     )
     originals = view.tensors.get("originals")
