@@ -67,6 +67,7 @@ class Settings:
     guard_ssim_margin: float | None = None
     iterations: int = 60
     offer_originals: bool = True
+    server_pool: int = 100  # other patients' images the server holds (gallery and prior floor)
     seed: int = 0
     threads: int = 1
 
@@ -96,6 +97,22 @@ def hospital_batch(settings: Settings, partition: int):
     )
     dataset = open_dataset(spec, seed=settings.seed)
     return select_batch(dataset, settings.images_per_client, partition * settings.images_per_client)
+
+
+def server_pool(settings: Settings) -> torch.Tensor | None:
+    """Images of other patients the server holds (issue 22): phantoms it generated itself with
+    another seed, or the images of the folder past those the hospitals hold."""
+    if settings.server_pool <= 0:
+        return None
+    held = settings.clients * settings.images_per_client
+    if settings.data == "phantom":
+        spec = DataSpec(image_size=settings.image_size, phantom_count=settings.server_pool)
+        dataset = open_dataset(spec, seed=settings.seed + 1)
+        return dataset.load(list(range(settings.server_pool))).images
+    spec = DataSpec(source=settings.data, image_size=settings.image_size)
+    dataset = open_dataset(spec, seed=settings.seed)
+    indices = list(range(held, min(len(dataset), held + settings.server_pool)))
+    return dataset.load(indices).images if indices else None
 
 
 def make_client_app(settings: Settings) -> ClientApp:
@@ -158,6 +175,7 @@ def make_server_app(settings: Settings, keep: list | None = None) -> ServerApp:
             data_note="synthetic phantoms, not patient data" if settings.data == "phantom" else "",
             seed=settings.seed,
             history=keep is not None,
+            distractors=server_pool(settings),
         )
         if keep is not None:
             keep.append(strategy)
@@ -257,6 +275,12 @@ def parse(argv: list[str]) -> Settings:
     p.add_argument("--iterations", type=_number(int, 1, 10**6), default=d.iterations)
     p.add_argument("--minibatch", type=_number(int, 1, 10_000), default=None)
     p.add_argument("--no-originals", action="store_true", help="audit without scoring")
+    p.add_argument(
+        "--server-pool",
+        type=_number(int, 0, 100_000),
+        default=d.server_pool,
+        help="other patients' images the server holds: its gallery and prior floor (0 = none)",
+    )
     p.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=d.seed)
     a = p.parse_args(argv)
     return Settings(
@@ -272,6 +296,7 @@ def parse(argv: list[str]) -> Settings:
         iterations=a.iterations,
         minibatch=a.minibatch,
         offer_originals=not a.no_originals,
+        server_pool=a.server_pool,
         seed=a.seed,
     )
 

@@ -112,7 +112,7 @@ def _set_threads(threads: int | None) -> None:
 def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, Any]:
     import torch
 
-    from medleak.experiments.run import execute, plan_run
+    from medleak.experiments.run import baseline_wanted, execute, plan_run
     from medleak.experiments.store import write_run
     from medleak.experiments.stores import prepare_run_folder
     from medleak.progress import Progress
@@ -123,14 +123,17 @@ def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, A
     config.threads = torch.get_num_threads()
     prepare_run_folder(out, force=force)
     plan = plan_run(config)
-    bar = Progress(config.attack.iterations, config.attack.name, "iteration", quiet)
+    # a defended run also attacks the undefended update (its baseline) unless --no-baseline
+    baseline = baseline_wanted(config, auto=True)
+    total = config.attack.iterations * (2 if baseline else 1)
+    bar = Progress(total, config.attack.name, "iteration", quiet)
 
     def progress(iteration: int, loss: float) -> None:
         bar.set_postfix(loss=f"{loss:.4g}")
         bar.update(1)
 
     try:
-        result = execute(plan, progress=progress)
+        result = execute(plan, progress=progress, baseline=baseline)
     finally:
         bar.close()
     record = write_run(result, out)
@@ -161,6 +164,27 @@ def _summary(record: dict[str, Any], out: Path) -> str:
         lines.append(
             f"blank-image floor: PSNR {record['blank_psnr']:.2f} dB, SSIM "
             f"{record['blank_ssim']:.3f} (what leaking nothing scores)"
+        )
+    if record.get("prior_psnr") is not None and record.get("prior_ssim") is not None:
+        held = "auxiliary" if record.get("prior_source") == "auxiliary" else "distractor"
+        lines.append(
+            f"prior-image floor: PSNR {record['prior_psnr']:.2f} dB, SSIM "
+            f"{record['prior_ssim']:.3f} (the mean of the {held} images: what the server knows "
+            "without the update)"
+        )
+    if record.get("baseline_verdict") is not None:
+        protection = record.get("protection_ssim")
+        reid = record.get("baseline_reid_count")
+        lines.append(
+            f"baseline (same attack, undefended update): PSNR {record['baseline_psnr']:.2f} dB, "
+            f"SSIM {record['baseline_ssim']:.3f}"
+            + (f", {reid} of {record['num_images']} re-identified" if reid is not None else "")
+            + f": {record['baseline_verdict']}"
+            + (
+                f"; protection {protection:+.3f} SSIM above the floor"
+                if protection is not None
+                else ""
+            )
         )
     if record.get("reid_rate") is not None:
         lines.append(

@@ -152,13 +152,15 @@ def test_an_option_added_at_its_neutral_value_keeps_every_run_id(
 
         monkeypatch.setattr(RunConfig, "to_dict", with_dropout)
         neutral = (("model", "dropout"), 0.0)
-        monkeypatch.setattr(records, "neutral_keys", lambda: [neutral])
+        declared = records.neutral_keys()  # the real options' neutral values stay in force
+        monkeypatch.setattr(records, "neutral_keys", lambda: [*declared, neutral])
         again = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
         summary = SweepSummary()
         assert plan_todo(again, store, rerun=False, summary=summary) == []
         assert summary.skipped == len(sweep.jobs)
         # away from its neutral value the option is part of what the numbers depend on
-        monkeypatch.setattr(records, "neutral_keys", lambda: [(("model", "dropout"), 0.9)])
+        moved_neutral = (("model", "dropout"), 0.9)
+        monkeypatch.setattr(records, "neutral_keys", lambda: [*declared, moved_neutral])
         moved = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
         assert {j.run_id for j in moved.jobs}.isdisjoint({j.run_id for j in sweep.jobs})
 
@@ -205,3 +207,18 @@ def test_an_attack_takes_only_its_own_options_and_refuses_the_others(capsys) -> 
         assert code == 2 and err.count("\n") == 1 and "attack 'ig' has no option" in err
     code = main(["attack", "--attack", "dlg", "--preset", "rog-core", "--check"])
     assert code == 2 and "is for attack 'rog'" in capsys.readouterr().err
+
+
+def test_issue_22_options_keep_old_ids_and_gallery_source_is_a_sweep_key() -> None:
+    """--gallery-source / --auxiliary at None and --baseline at any value keep every run id;
+    a gallery source changes the numbers (the gallery), so it is part of the id."""
+    plain = run_id(from_dict(TINY))
+    for overrides in (
+        {"metrics.gallery_source": None, "metrics.auxiliary": None},
+        {"metrics.baseline": True},
+        {"metrics.baseline": False},
+    ):
+        assert run_id(apply_overrides(from_dict(TINY), overrides)) == plain, overrides
+    sweep = expand({"base": TINY, "grid": {"metrics.gallery_source": [None, "/other/xrays"]}})
+    assert sweep.jobs[0].run_id == plain and sweep.jobs[1].run_id != plain
+    assert sweep.jobs[1].config["metrics"]["gallery_source"] == "/other/xrays"

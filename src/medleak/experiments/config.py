@@ -147,7 +147,30 @@ class AttackConfig(AttackOptions):  # type: ignore[valid-type,misc]
 
 @dataclass(frozen=True)
 class MetricsConfig:
+    """How a run is scored: the re-identification gallery, the prior floor, the baseline."""
+
     gallery_size: int = option(100, "--gallery-size", "re-identification distractors", high=10**6)
+    gallery_source: str | None = option(
+        None,
+        "--gallery-source",
+        "draw distractors from this folder/.npz (same modality) instead of the victims' data",
+        default_text="the victims' data set",
+        neutral=None,
+    )
+    auxiliary: str | None = option(
+        None,
+        "--auxiliary",
+        "images the attacker holds (folder/.npz): their mean is the prior-image floor",
+        default_text="the mean of the distractors",
+        neutral=None,
+    )
+    # Only adds numbers beside the defended ones (excluded from the run id, records.EXCLUDED).
+    baseline: bool | None = option(
+        None,
+        "--baseline",
+        "also attack the same batch's undefended update with the same attack and budget",
+        default_text="on when a defense is given (medleak attack); a sweep uses its [] setting",
+    )
     lpips_weights: str | None = option(None, "--lpips-weights", "folder with LPIPS AlexNet weights")
     # keep real file names in outputs (they may carry patient numbers)
     show_sources: bool = option(

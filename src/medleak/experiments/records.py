@@ -5,8 +5,9 @@ resolved to ``{"name", "params"}`` with all parameters, keys sorted, a weights o
 file replaced by the SHA-256 of its bytes (a renamed file is the same run; an overwritten one is
 not). A key at its declared neutral value (``flags.option(..., neutral=...)``: the value that
 reproduces the behaviour from before the key existed) is left out, so adding an option never
-re-keys a store. Threads, output paths and the LPIPS folder are excluded: they change where or
-how fast a run goes, never its numbers. The medleak version and git commit are recorded beside
+re-keys a store. Threads, output paths, the LPIPS folder and ``metrics.baseline`` are excluded:
+they change where or how fast a run goes, or add the undefended baseline's numbers beside a
+run's, never the run's own numbers. The medleak version and git commit are recorded beside
 the id, not in it, so the same experiment keeps its id across versions and a sweep can compare
 them.
 
@@ -33,9 +34,15 @@ RECORD_SCHEMA = 1
 # 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config;
 # 3: the canonical config with only the chosen attack's options in its attack section.
 RUN_ID_SCHEME = 3
-EXCLUDED = (("threads",), ("metrics", "lpips_weights"))
+# metrics.baseline adds the undefended attack's numbers beside a run's and never changes them.
+EXCLUDED = (("threads",), ("metrics", "lpips_weights"), ("metrics", "baseline"))
 # Config keys that did not exist when scheme 1 ids were made: (section, key, the value implied).
-SINCE_SCHEME_1 = (("model", "num_classes", None), ("attack", "init", "gray"))
+SINCE_SCHEME_1 = (
+    ("model", "num_classes", None),
+    ("attack", "init", "gray"),
+    ("metrics", "gallery_source", None),
+    ("metrics", "auxiliary", None),
+)
 # Keys of ``data`` that choose the attacked batch, not the federation: a training ignores them.
 BATCH_ONLY = ("offset", "order", "batch_size", "split")
 
@@ -130,6 +137,7 @@ def legacy_ids(
 def legacy_sweep_id(config: RunConfig, kind: str, train: dict[str, Any] | None = None) -> str:
     """The id the first sweep store (scheme 1) gave this run: found only to report it."""
     raw = config.to_dict()
+    raw["metrics"].pop("baseline", None)  # never part of an id (EXCLUDED)
     # keys added after scheme 1; at these values the run is the one scheme 1 described
     for section, key, implicit in SINCE_SCHEME_1:
         if raw[section].get(key, implicit) == implicit:
