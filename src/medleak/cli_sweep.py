@@ -163,11 +163,15 @@ def command_train(args: argparse.Namespace) -> int:
     for r, state in result.states.items():
         save_file(state, str(out / f"round-{r}.safetensors"))
         os.chmod(out / f"round-{r}.safetensors", 0o600)
-    eps = result.metrics["epsilon"]
-    tail = "" if eps is None else f", epsilon {eps:.2f} (delta {result.metrics['delta']:g})"
+    m = result.metrics
+    eps = m["epsilon"]
+    tail = "" if eps is None else f", epsilon {eps:.2f} (delta {m['delta']:g})"
+    learned = "" if m["learned"] else "; did NOT learn: the interval reaches chance or majority"
     print(
-        f"final accuracy {result.metrics['accuracy']:.3f} (chance "
-        f"{result.metrics['chance']:.3f}){tail}; results in {out}/train.json"
+        f"final accuracy {m['accuracy']:.3f} (95% CI {m['accuracy_ci_low']:.3f}-"
+        f"{m['accuracy_ci_high']:.3f} over {m['test_images']} held-out images; chance "
+        f"{m['chance_rate']:.3f}, majority class {m['majority_rate']:.3f}{learned}){tail}; "
+        f"results in {out}/train.json"
     )
     return 0
 
