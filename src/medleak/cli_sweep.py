@@ -83,9 +83,16 @@ def command_sweep(args: argparse.Namespace) -> int:
         from medleak.experiments.sweep import SweepSummary
 
         todo = len(plan_todo(sweep, store, args.rerun, SweepSummary()))
+        added = (
+            f" (including {sweep.added_baselines} no-defense baseline run"
+            f"{'s' if sweep.added_baselines != 1 else ''} the grid lacked: each defended point "
+            "is judged against the same attack on its undefended update)"
+            if sweep.added_baselines
+            else ""
+        )
         print(
-            f"sweep {args.spec}: {len(sweep.attacks)} attack runs, {len(sweep.trainings)} "
-            f"trainings; {todo} to run, store {args.store}",
+            f"sweep {args.spec}: {len(sweep.attacks)} attack runs{added}, "
+            f"{len(sweep.trainings)} trainings; {todo} to run, store {args.store}",
             flush=True,
         )
         bar, progress = _progress_bar(todo, args.quiet)

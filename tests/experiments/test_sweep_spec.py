@@ -21,12 +21,31 @@ def test_grid_is_a_product_and_list_a_union() -> None:
         "list": [{"defenses": ["sign"], "attack.iterations": 7}],
     }
     sweep = expand(spec)
-    assert len(sweep.attacks) == 7 and not sweep.trainings
+    # the grid has its no-defense runs; the list's sign run gets its baseline added
+    assert len(sweep.attacks) == 8 and not sweep.trainings and sweep.added_baselines == 1
     seeds = sorted(j.config["seed"] for j in sweep.attacks[:6])
     assert seeds == [0, 0, 0, 1, 1, 1]
-    last = sweep.attacks[-1].config
-    assert last["defenses"] == ["sign"] and last["attack"]["iterations"] == 7
-    assert len({j.run_id for j in sweep.attacks}) == 7
+    picked, baseline = sweep.attacks[6].config, sweep.attacks[7].config
+    assert picked["defenses"] == ["sign"] and picked["attack"]["iterations"] == 7
+    assert baseline == {**picked, "defenses": []}
+    assert len({j.run_id for j in sweep.attacks}) == 8
+
+
+def test_a_grid_without_no_defense_gets_one_baseline_per_defended_point() -> None:
+    spec = {
+        "base": BASE,
+        "grid": {"defenses": [["topk:ratio=0.1"], ["sign"]], "seed": [0, 1]},
+        "train": {"clients": 2, "rounds": 1},
+    }
+    sweep = expand(spec)
+    baselines = [j for j in sweep.attacks if j.config["defenses"] == []]
+    # one per (seed): both defenses share it; its training is added too (the no-defense utility)
+    assert sweep.added_baselines == 2 and sorted(j.config["seed"] for j in baselines) == [0, 1]
+    assert len(sweep.attacks) == 6 and len(sweep.trainings) == 6
+    defended = next(j for j in sweep.attacks if j.config["defenses"] == ["sign"])
+    twin = next(j for j in baselines if j.config["seed"] == defended.config["seed"])
+    assert {**defended.config, "defenses": []} == twin.config
+    assert expand({"base": BASE, "grid": {"defenses": [[], ["sign"]]}}).added_baselines == 0
 
 
 def test_the_issue_example_links_each_attack_to_its_training() -> None:
