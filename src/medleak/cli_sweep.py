@@ -248,6 +248,7 @@ def command_results(args: argparse.Namespace) -> int:
     with SweepStore(args.store, create=False) as store:
         runs = store.runs(kind=args.kind)
     rows = [run_row(r) for r in runs]
+    _add_judged_columns(rows, runs)
     for item in args.where or []:
         key, sep, wanted = item.partition("=")
         if not sep:
@@ -275,6 +276,7 @@ def command_results(args: argparse.Namespace) -> int:
             *(["kind"] if args.group_by != "kind" else []),
             "runs",
             "accuracy",
+            "accuracy_range",
             "ssim",
             "psnr",
             "reid_rate",
@@ -290,8 +292,15 @@ def command_results(args: argparse.Namespace) -> int:
             "seed",
             "model.round",
             "accuracy",
+            "accuracy_95ci",
+            "learned",
             "psnr",
+            "floor_psnr",
             "ssim",
+            "floor_ssim",
+            "protection_ssim",
+            "baseline_verdict",
+            "verdict",
             "reid_rate",
             "epsilon",
             "compression_ratio",
@@ -299,9 +308,19 @@ def command_results(args: argparse.Namespace) -> int:
         ]
         if any(r["kind"] == "audit" for r in rows):  # a Flower audit: which update, what found
             columns[3:3] = ["round", "client", "audit_status"]
-            columns.insert(-1, "verdict")
     print(_table(rows, columns))
     return 0
+
+
+def _add_judged_columns(rows: list[dict[str, Any]], runs: list[Any]) -> None:
+    """The judged columns (``report.sweep_points.run_columns``): an attack run's floors, verdict
+    against its no-defense twin, the twin's verdict and the protection; a training's 95%
+    accuracy interval and whether it learned."""
+    from medleak.report.sweep_points import run_columns
+
+    judged = run_columns(runs)
+    for row in rows:
+        row.update(judged.get(row["hash"], {}))
 
 
 def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -319,6 +338,9 @@ def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         for metric in ("accuracy", "ssim", "psnr", "reid_rate", "epsilon", "bits_ratio"):
             numbers = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
             entry[metric] = sum(numbers) / len(numbers) if numbers else None
+        accuracies = [m["accuracy"] for m in members if isinstance(m.get("accuracy"), (int, float))]
+        if len(accuracies) > 1:  # across seeds: the mean with its min-max
+            entry["accuracy_range"] = f"{min(accuracies):.3f}-{max(accuracies):.3f}"
         out.append(entry)
     return out
 
