@@ -128,3 +128,24 @@ def test_shipped_frontier_specs_validate() -> None:
     assert {j.config["data"]["offset"] for j in sweep.attacks} == {0, 2, 4}
     kaggle = load_spec(root / "frontier-kaggle.yaml", {"data.source": "/data/chest_xray"})
     assert kaggle.attacks[0].config["data"]["source"] == "/data/chest_xray"
+
+
+def test_the_shipped_phantom_frontier_holds_out_enough_for_a_tight_accuracy_interval() -> None:
+    """The accuracy's 95% Wilson half-width is <= 0.05 even at 0.5 (phantoms alternate class,
+    and the stratified split holds out round(eval_split * members) of each class)."""
+    from pathlib import Path
+
+    from medleak.experiments.sweep_spec import load_spec
+    from medleak.fl.utility import wilson_interval
+    from medleak.metrics.reidentification import chance_p_value
+
+    sweep = load_spec(Path(__file__).resolve().parents[2] / "examples" / "frontier.yaml")
+    training = sweep.trainings[0]
+    count = training.config["data"]["phantom_count"]
+    per_class = (count // 2, count - count // 2)
+    held = sum(round(training.train["eval_split"] * n) for n in per_class)
+    low, high = wilson_interval(held // 2, held)
+    assert (high - low) / 2 <= 0.05 and count - held >= 4 * training.train["local_batch_size"]
+    # and re-identifying one of the two victims would be significant: safety is reachable
+    attack = sweep.attacks[0].config
+    assert chance_p_value(1, attack["data"]["batch_size"], attack["metrics"]["gallery_size"]) < 0.05
