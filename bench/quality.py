@@ -30,7 +30,9 @@ from medleak.experiments.config import RunConfig, apply_overrides
 from medleak.experiments.run import execute, plan_run
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO.parent / "shared" / "data" / "chest_xray_sample"
+SAMPLE = Path(
+    os.environ.get("MEDLEAK_SAMPLE") or REPO.parent / "shared" / "data" / "chest_xray_sample"
+)
 PSNR_TOLERANCE = 0.2  # dB
 SSIM_TOLERANCE = 0.01
 

@@ -1,4 +1,6 @@
-"""`medleak results`: means per value and per kind (never across kinds); judged columns."""
+"""`medleak results`: means per value and per kind, never across kinds; unknown keys are errors;
+`--csv` honours grouping; `--desc`; one bandwidth name (bits sent / raw); the judged columns
+(floors, verdict against the no-defense twin, protection) and the accuracy's interval."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from medleak.cli import main
 from medleak.cli_sweep import _grouped
 from medleak.experiments.sqlite_store import SweepStore
+from medleak.experiments.sweep_spec import expand
 from medleak.fl.utility import wilson_interval
 from medleak.metrics.verdict import LEAKS, NO_MEASURABLE_LEAKAGE
 
@@ -34,7 +37,70 @@ def test_group_by_keeps_attack_and_training_epsilons_apart() -> None:
     assert groups["none", "attack"]["ssim"] == 0.7 and groups["none", "attack"]["runs"] == 1
 
 
-def _store(path: Path) -> Path:
+def _store(tmp_path: Path) -> Path:
+    """A store with four finished attack runs (two defenses x two seeds) and their numbers."""
+    base = {
+        "data": {"source": "phantom", "image_size": 16, "batch_size": 2, "phantom_count": 16},
+        "model": {"name": "lenet", "channels": 1},
+        "attack": {"name": "rog", "iterations": 2, "prior": "none"},
+        "metrics": {"gallery_size": 4},
+    }
+    sweep = expand({"base": base, "grid": {"seed": [0, 1], "defenses": [[], ["sign"]]}})
+    path = tmp_path / "s.db"
+    with SweepStore(path) as store:
+        for i, job in enumerate(sweep.jobs):
+            sign = bool(job.config["defenses"])
+            metrics = {
+                "ssim": 0.2 + 0.1 * i,
+                "psnr": 10.0 + i,
+                "bits_sent": 1.0 if sign else 32.0,
+                "bits_raw": 32.0,
+            }
+            store.mark_running(job.run_id, job.kind, job.label, job.config, None)
+            store.finish(job.run_id, metrics, None, {}, 1.0, {})
+    return path
+
+
+def _results(path: Path, *options: str, capsys) -> tuple[int, str, str]:  # noqa: ANN001
+    code = main(["results", str(path), *options])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_an_unknown_key_is_an_error_in_every_option(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    path = _store(tmp_path)
+    for option in (["--where", "defense=none"], ["--group-by", "defense"], ["--sort", "defense"]):
+        code, out, err = _results(path, *option, capsys=capsys)
+        assert code == 2 and out == ""
+        assert err.count("\n") == 1 and "unknown key 'defense'" in err and "'defenses'" in err
+    code, out, _ = _results(path, "--where", "seed=1", capsys=capsys)
+    assert code == 0 and "(2 rows)" in out
+
+
+def test_csv_honours_group_by_and_sort_can_descend(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    path = _store(tmp_path)
+    code, out, _ = _results(path, "--group-by", "seed", "--csv", capsys=capsys)
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(table) == 2 and {r["seed"] for r in table} == {"0", "1"}
+    assert all(r["runs"] == "2" for r in table)
+    code, out, _ = _results(path, "--sort", "psnr", "--desc", "--csv", capsys=capsys)
+    psnr = [float(r["psnr"]) for r in csv.DictReader(io.StringIO(out))]
+    assert psnr == sorted(psnr, reverse=True) and len(psnr) == 4
+    code, out, err = _results(path, "--desc", capsys=capsys)
+    assert code == 2 and "--desc needs --sort" in err
+
+
+def test_bandwidth_has_one_name_and_direction(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    path = _store(tmp_path)
+    code, out, _ = _results(path, "--csv", capsys=capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert "compression_ratio" not in rows[0]
+    assert sorted({float(r["bits_ratio"]) for r in rows}) == [1 / 32, 1.0]  # sent / raw
+    code, out, _ = _results(path, "--group-by", "defenses", capsys=capsys)
+    assert "bits_ratio" in out.splitlines()[0] and "compression_ratio" not in out
+
+
+def _judged_store(path: Path) -> Path:
     """A no-defense run that leaks, a top-k run at the floor, and their trainings (the top-k
     one written before the intervals existed: accuracy and held-out count only)."""
     floor = {"psnr": 12.0, "blank_psnr": 12.0, "num_images": 2, "gallery_size": 100}
@@ -56,7 +122,7 @@ def _store(path: Path) -> Path:
 
 
 def test_results_csv_and_table_carry_intervals_floors_and_verdicts(tmp_path, capsys) -> None:
-    store = _store(tmp_path / "s.db")
+    store = _judged_store(tmp_path / "s.db")
     assert main(["results", str(store), "--csv"]) == 0
     rows = {r["hash"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
     low, high = wilson_interval(340, 400)  # rebuilt for the older training record

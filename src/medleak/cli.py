@@ -49,7 +49,9 @@ def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentPars
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     attack = commands.add_parser("attack", help="attack one client update and score it")
     _attack_arguments(attack, "attack" in full)
-    demo = commands.add_parser("demo", help="a small attack on synthetic phantoms (about 1 minute)")
+    demo = commands.add_parser(
+        "demo", help="a small attack on synthetic phantoms (under a minute on 2 cores)"
+    )
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     commands.add_parser("defenses", help="list every obfuscation with its parameters")
@@ -104,11 +106,11 @@ def _set_threads(threads: int | None) -> None:
 
 def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, Any]:
     import torch
-    from tqdm import tqdm
 
     from medleak.experiments.run import execute, plan_run
     from medleak.experiments.store import write_run
     from medleak.experiments.stores import prepare_run_folder
+    from medleak.progress import Progress
     from medleak.report import render_run
 
     _set_threads(config.threads)
@@ -116,11 +118,11 @@ def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, A
     config.threads = torch.get_num_threads()
     prepare_run_folder(out, force=force)
     plan = plan_run(config)
-    bar = tqdm(total=config.attack.iterations, desc=config.attack.name, disable=quiet, unit="it")
+    bar = Progress(config.attack.iterations, config.attack.name, "iteration", quiet)
 
     def progress(iteration: int, loss: float) -> None:
+        bar.set_postfix(loss=f"{loss:.4g}")
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
 
     try:
         result = execute(plan, progress=progress)
@@ -254,8 +256,22 @@ def command_train_prior(args: argparse.Namespace) -> int:
     from medleak.experiments.config import build
 
     _set_threads(args.threads)
+    from medleak.progress import Progress
+
     config = build(TrainConfig, config_overrides(args, TrainConfig))
-    loss = train_prior_file(config, Path(args.out), quiet=args.quiet)
+    bars: list[Progress] = []
+
+    def progress(total: int, loss: float) -> None:
+        if not bars:
+            bars.append(Progress(total, "train-prior", "step", args.quiet))
+        bars[0].set_postfix(loss=f"{loss:.4f}")
+        bars[0].update(1)
+
+    try:
+        loss = train_prior_file(config, Path(args.out), progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"prior written to {args.out} (final training loss {loss:.4g})")
     return 0
 
@@ -289,7 +305,22 @@ COMMANDS = {
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
-    return f"medleak: warning: {message}\n"
+    """medleak's own warnings as one line; a library's named as that library's, not ours."""
+    origin = _warning_origin(str(filename))
+    if origin == "medleak":
+        return f"medleak: warning: {message}\n"
+    return f"medleak: warning from {origin}: {message}\n"
+
+
+def _warning_origin(filename: str) -> str:
+    """The top-level package a warning was raised in (from its file's path)."""
+    parts = Path(filename).parts
+    for marker in ("site-packages", "dist-packages", "src"):
+        if marker in parts[:-1]:
+            index = len(parts) - 1 - parts[::-1].index(marker)
+            if index + 1 < len(parts):
+                return Path(parts[index + 1]).stem
+    return Path(filename).stem or "python"
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -301,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
     warnings.formatwarning = _one_line_warning
+    # a library's warning repeats per call site and per round: say it once per run
+    for category in (UserWarning, FutureWarning):
+        warnings.filterwarnings("once", category=category)
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         build_parser(full=()).print_help()

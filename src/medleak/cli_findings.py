@@ -65,8 +65,8 @@ def command_findings(args: argparse.Namespace) -> int:
         run_variants,
     )
     from medleak.experiments.sqlite_store import SweepStore
-    from medleak.report.findings.catalog import BY_NUMBER
-    from medleak.report.findings.collect import collect
+    from medleak.findings.catalog import BY_NUMBER
+    from medleak.findings.collect import collect
     from medleak.report.findings.document import RunInfo, check_writable, write_findings
 
     if args.threads < 1:

@@ -39,14 +39,19 @@ def add_parsers(commands: Any) -> None:
     results.add_argument("--where", action="append", metavar="KEY=VALUE", help="filter (repeat)")
     results.add_argument("--group-by", metavar="KEY", help="mean of the metrics per value")
     results.add_argument("--sort", metavar="KEY", help="sort by a key or metric")
+    results.add_argument("--desc", action="store_true", help="with --sort: largest first")
     results.add_argument("--kind", choices=["attack", "train", "audit"], default=None)
-    results.add_argument("--csv", action="store_true", help="every finished run as CSV")
+    results.add_argument(
+        "--csv",
+        action="store_true",
+        help="the finished runs (or, with --group-by, the groups) as CSV",
+    )
 
 
 def _progress_bar(total: int, quiet: bool) -> tuple[Any, Any]:
-    from tqdm import tqdm
+    from medleak.progress import Progress
 
-    bar = tqdm(total=total, desc="sweep", unit="run", disable=quiet)
+    bar = Progress(total, "sweep", "run", quiet)
     counts = {"running": 0, "failed": 0, "done": 0}
 
     def progress(event: str, job: Any, result: dict[str, Any] | None) -> None:
@@ -57,8 +62,10 @@ def _progress_bar(total: int, quiet: bool) -> tuple[Any, Any]:
                 counts["running"] = max(0, counts["running"] - 1)
             if event != "retry":
                 counts["done" if event == "finished" else "failed"] += 1
+                bar.set_postfix(**counts)
                 bar.update(1)
-        bar.set_postfix(counts, refresh=True)
+                return
+        bar.set_postfix(**counts)
 
     return bar, progress
 
@@ -147,8 +154,13 @@ def command_train(args: argparse.Namespace) -> int:
     split = load_split(config.data.federation_spec(), config.seed, train.eval_split)
     model = model_for(config, split.classes)
     print(f"data: {split.description}")
+    from medleak.progress import Progress
+
+    rounds = Progress(train.rounds, "train", "round", args.quiet, lines=False)
 
     def progress(r: int, scores: dict[str, Any]) -> None:
+        if r > 0:
+            rounds.update(1)
         if not args.quiet:
             auc = "n/a" if scores["auc"] is None else f"{scores['auc']:.3f}"
             print(
@@ -206,6 +218,14 @@ def run_row(run: Any) -> dict[str, Any]:
     for key, value in run.metrics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:
             row.setdefault(key, value)
+    # one bandwidth name and direction (bits sent / raw); older stores kept raw / sent
+    old_ratio = row.pop("compression_ratio", None)
+    if row.get("bits_ratio") is None:
+        sent, raw = row.get("bits_sent"), row.get("bits_raw")
+        if isinstance(sent, (int, float)) and isinstance(raw, (int, float)) and raw:
+            row["bits_ratio"] = sent / raw
+        elif isinstance(old_ratio, (int, float)) and old_ratio:
+            row["bits_ratio"] = 1 / old_ratio
     row["error"] = run.error
     return row
 
@@ -214,10 +234,20 @@ def _defense_text(spec: Any) -> str:
     return spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
 
 
+def _check_key(option: str, key: str, rows: list[dict[str, Any]]) -> None:
+    """An unknown key is an error in every option (a typo must not read as "no such runs")."""
+    known = {k for r in rows for k in r}
+    if not rows or key in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{option}: unknown key {key!r}{hint}")
+
+
 def _matches(row: dict[str, Any], key: str, wanted: str) -> bool:
-    if key not in row:
-        raise ConfigError(f"--where: unknown key {key!r}")
-    value = row[key]
+    value = row.get(key)
     return str(value) == wanted or (
         isinstance(value, (int, float)) and _number(wanted) == float(value)
     )
@@ -230,14 +260,31 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _sort_key(key: str) -> Any:
+def _sort_key(key: str, descending: bool = False) -> Any:
+    """Numbers before text before missing values, in either direction."""
+
     def value(row: dict[str, Any]) -> tuple[int, Any]:
         v = row.get(key)
         if v is None:
             return (2, 0)
-        return (0, v) if isinstance(v, (int, float)) else (1, str(v))
+        if isinstance(v, (int, float)):
+            return (0, -v if descending else v)
+        return (1, _Reversed(str(v)) if descending else str(v))
 
     return value
+
+
+class _Reversed:
+    """A string that sorts backwards (for --desc on a text column)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return self.text > other.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.text == other.text
 
 
 def command_results(args: argparse.Namespace) -> int:
@@ -249,28 +296,36 @@ def command_results(args: argparse.Namespace) -> int:
         runs = store.runs(kind=args.kind)
     rows = [run_row(r) for r in runs]
     _add_judged_columns(rows, runs)
+    if args.desc and not args.sort:
+        raise ConfigError("--desc needs --sort KEY")
+    wheres = []
     for item in args.where or []:
         key, sep, wanted = item.partition("=")
         if not sep:
             raise ConfigError(f"--where expects KEY=VALUE, got {item!r}")
+        _check_key("--where", key, rows)
+        wheres.append((key, wanted))
+    if args.group_by:
+        _check_key("--group-by", args.group_by, rows)
+    for key, wanted in wheres:
         rows = [r for r in rows if key in r and _matches(r, key, wanted)]
+    if args.group_by:
+        rows = _grouped(rows, args.group_by)
     if args.sort:
-        if rows and not any(args.sort in r for r in rows):
-            raise ConfigError(f"--sort: unknown key {args.sort!r}")
-        rows.sort(key=_sort_key(args.sort))
+        _check_key("--sort", args.sort, rows)
+        rows.sort(key=_sort_key(args.sort, args.desc))
     if args.csv:
-        finished = [r for r in rows if r["status"] == "finished"]
+        chosen = rows if args.group_by else [r for r in rows if r["status"] == "finished"]
         keys: list[str] = []
-        for r in finished:
+        for r in chosen:
             keys.extend(k for k in r if k not in keys)
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(finished)
+        writer.writerows(chosen)
         sys.stdout.write(buffer.getvalue())
         return 0
     if args.group_by:
-        rows = _grouped(rows, args.group_by)
         columns = [
             args.group_by,
             *(["kind"] if args.group_by != "kind" else []),
@@ -303,7 +358,7 @@ def command_results(args: argparse.Namespace) -> int:
             "verdict",
             "reid_rate",
             "epsilon",
-            "compression_ratio",
+            "bits_ratio",
             "error",
         ]
         if any(r["kind"] == "audit" for r in rows):  # a Flower audit: which update, what found
@@ -324,8 +379,6 @@ def _add_judged_columns(rows: list[dict[str, Any]], runs: list[Any]) -> None:
 
 
 def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    if rows and not any(key in r for r in rows):
-        raise ConfigError(f"--group-by: unknown key {key!r}")
     # one row per value AND kind: a metric both kinds carry means different things (an attack
     # run's epsilon is its one update's, a training's is accounted over every round)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -25,14 +25,29 @@ from torch.func import functional_call
 
 from medleak.data import DataSpec, open_dataset
 from medleak.data.batch import Batch
-from medleak.defenses import DefenseChain
 from medleak.errors import ConfigError
 from medleak.fl.accountant import PrivacyAccountant
 from medleak.fl.client import buffers_of, parameters_of
+from medleak.fl.estimators import GradientEstimator
 from medleak.fl.partition import PARTITIONS, partition
 from medleak.fl.update import FLSettings, Update
 from medleak.fl.utility import roc_auc, utility_metrics
 from medleak.models import to_model_input
+
+
+class ClientTransform(Protocol):
+    """What a training needs of the obfuscation its clients apply (``defenses.DefenseChain``
+    satisfies it): fl sits below defenses and never imports them, so the chain comes in through
+    this contract."""
+
+    resolved: list[dict[str, Any]]
+
+    @property
+    def dp_params(self) -> dict[str, Any] | None: ...
+
+    def estimator(self, generator: torch.Generator) -> GradientEstimator: ...
+
+    def post_process(self, update: Update, seed: int) -> Update: ...
 
 
 @dataclass
@@ -244,7 +259,7 @@ def _local_update(
     buffers: dict[str, torch.Tensor],
     data: Batch,
     config: TrainConfig,
-    chain: DefenseChain,
+    chain: ClientTransform,
     seed: int,
 ) -> tuple[Update, int]:
     """The client's minibatch-SGD pseudo-gradient after the chain; returns it and its steps."""
@@ -291,7 +306,7 @@ def dp_epsilon_of(history: Sequence[tuple[float, float, int]], delta: float) -> 
 def train_federated(
     model: nn.Module,
     split: Split,
-    chain: DefenseChain,
+    chain: ClientTransform,
     config: TrainConfig,
     seed: int,
     progress: Callable[[int, dict[str, Any]], None] | None = None,

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.report.findings.attack_findings import attack_label
-from medleak.report.findings.stats import (
+from medleak.findings.attack_findings import attack_label
+from medleak.findings.stats import (
     PHANTOM,
     SAMPLE,
     Summary,
