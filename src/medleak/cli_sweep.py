@@ -118,9 +118,16 @@ def command_sweep(args: argparse.Namespace) -> int:
 
         planned = SweepSummary()
         todo = len(plan_todo(sweep, store, args.rerun, planned))
+        added = (
+            f" (including {sweep.added_baselines} no-defense baseline run"
+            f"{'s' if sweep.added_baselines != 1 else ''} the grid lacked: each defended point "
+            "is judged against the same attack on its undefended update)"
+            if sweep.added_baselines
+            else ""
+        )
         print(
-            f"sweep {args.spec}: {len(sweep.attacks)} attack runs, {len(sweep.trainings)} "
-            f"trainings; {todo} to run, store {args.store}",
+            f"sweep {args.spec}: {len(sweep.attacks)} attack runs{added}, "
+            f"{len(sweep.trainings)} trainings; {todo} to run, store {args.store}",
             flush=True,
         )
         if planned.migrated:
@@ -225,11 +232,15 @@ def command_train(args: argparse.Namespace) -> int:
     for r, state in result.states.items():
         save_file(state, str(out / f"round-{r}.safetensors"))
         os.chmod(out / f"round-{r}.safetensors", 0o600)
-    eps = result.metrics["epsilon"]
-    tail = "" if eps is None else f", epsilon {eps:.2f} (delta {result.metrics['delta']:g})"
+    m = result.metrics
+    eps = m["epsilon"]
+    tail = "" if eps is None else f", epsilon {eps:.2f} (delta {m['delta']:g})"
+    learned = "" if m["learned"] else "; did NOT learn: the interval reaches chance or majority"
     print(
-        f"final accuracy {result.metrics['accuracy']:.3f} (chance "
-        f"{result.metrics['chance']:.3f}){tail}; results in {out}/train.json"
+        f"final accuracy {m['accuracy']:.3f} (95% CI {m['accuracy_ci_low']:.3f}-"
+        f"{m['accuracy_ci_high']:.3f} over {m['test_images']} held-out images; chance "
+        f"{m['chance_rate']:.3f}, majority class {m['majority_rate']:.3f}{learned}){tail}; "
+        f"results in {out}/train.json"
     )
     return 0
 
@@ -346,6 +357,7 @@ def command_results(args: argparse.Namespace) -> int:
     with SweepStore(args.store, create=False) as store:  # read-only: never writes, never chmods
         runs = store.runs(kind=args.kind)
     rows = [run_row(r) for r in runs]
+    _add_judged_columns(rows, runs)
     if args.desc and not args.sort:
         raise ConfigError("--desc needs --sort KEY")
     wheres = []
@@ -381,6 +393,7 @@ def command_results(args: argparse.Namespace) -> int:
             *(["kind"] if args.group_by != "kind" else []),
             "runs",
             "accuracy",
+            "accuracy_range",
             "ssim",
             "psnr",
             "reid_rate",
@@ -396,8 +409,15 @@ def command_results(args: argparse.Namespace) -> int:
             "seed",
             "model.round",
             "accuracy",
+            "accuracy_95ci",
+            "learned",
             "psnr",
+            "floor_psnr",
             "ssim",
+            "floor_ssim",
+            "protection_ssim",
+            "baseline_verdict",
+            "verdict",
             "reid_rate",
             "epsilon",
             "bits_ratio",
@@ -405,9 +425,19 @@ def command_results(args: argparse.Namespace) -> int:
         ]
         if any(r["kind"] == "audit" for r in rows):  # a Flower audit: which update, what found
             columns[3:3] = ["round", "client", "audit_status"]
-            columns.insert(-1, "verdict")
     print(_table(rows, columns))
     return 0
+
+
+def _add_judged_columns(rows: list[dict[str, Any]], runs: list[Any]) -> None:
+    """The judged columns (``report.sweep_points.run_columns``): an attack run's floors, verdict
+    against its no-defense twin, the twin's verdict and the protection; a training's 95%
+    accuracy interval and whether it learned."""
+    from medleak.report.sweep_points import run_columns
+
+    judged = run_columns(runs)
+    for row in rows:
+        row.update(judged.get(row["hash"], {}))
 
 
 def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -423,6 +453,9 @@ def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         for metric in ("accuracy", "ssim", "psnr", "reid_rate", "epsilon", "bits_ratio"):
             numbers = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
             entry[metric] = sum(numbers) / len(numbers) if numbers else None
+        accuracies = [m["accuracy"] for m in members if isinstance(m.get("accuracy"), (int, float))]
+        if len(accuracies) > 1:  # across seeds: the mean with its min-max
+            entry["accuracy_range"] = f"{min(accuracies):.3f}-{max(accuracies):.3f}"
         out.append(entry)
     return out
 

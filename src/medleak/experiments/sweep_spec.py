@@ -43,8 +43,12 @@ class Job:
 
 @dataclass
 class Sweep:
+    """The expanded jobs; ``added_baselines`` counts the no-defense attack runs the expansion
+    added because the grid lacked them (each defended point is judged against its own)."""
+
     path: str
     jobs: list[Job] = field(default_factory=list)
+    added_baselines: int = 0
 
     @property
     def trainings(self) -> list[Job]:
@@ -174,6 +178,13 @@ def expand(
         for combo in itertools.product(*(grid[k] for k in keys)):
             assignments.append(dict(zip(keys, combo)))
     assignments.extend(copy.deepcopy(p) for p in picks)
+    wanted = len(assignments)
+    # Each defended point's baseline: the same run with no defense (same data, model, FL
+    # settings, attack, seed, batch). Appended after the spec's own runs; the ids dedupe the
+    # ones the grid already has, and those it lacks are counted as added. A spec whose base sets
+    # metrics.baseline: false (as --no-baseline does for one attack) asks for none.
+    if (base.get("metrics") or {}).get("baseline") is not False:
+        assignments.extend({**a, "defenses": []} for a in assignments[:wanted])
     sweep = Sweep(path)
     seen: set[str] = set()
     trainings: dict[str, Job] = {}
@@ -221,6 +232,8 @@ def expand(
         if job_id in seen:
             continue
         seen.add(job_id)
+        if number > wanted:
+            sweep.added_baselines += 1
         sweep.jobs.append(
             Job(
                 "attack",
