@@ -43,7 +43,7 @@ from medleak.integrations.flower import (
     train_local,
 )
 from medleak.models import build_model
-from medleak.report.audit import write_audit_report
+from medleak.report import write_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -220,7 +220,7 @@ def run(settings: Settings, keep: list | None = None) -> Path:
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = previous
-    return write_audit_report(settings.store, settings.out / "report.html")
+    return write_report([settings.store], settings.out / "report.html")
 
 
 class _OneLineParser(argparse.ArgumentParser):

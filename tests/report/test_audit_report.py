@@ -12,7 +12,13 @@ from medleak.cli import main
 from medleak.experiments.audit_store import load_audits, save_audit
 from medleak.experiments.sqlite_store import SweepStore
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE
-from medleak.report.audit import federation_verdict, write_audit_report
+from medleak.report import write_report
+from medleak.report.audit import federation_verdict
+
+
+def write_audit_report(store: Path, out: Path) -> Path:
+    """The report of one store (its audits, and its sweeps if any)."""
+    return write_report([store], out)
 
 
 def _add_sweep(path: Path) -> None:

@@ -14,6 +14,7 @@ from medleak.report.frontier import (
     collect,
     front_of,
     frontier_figure,
+    frontier_section,
     pareto,
     protection,
     representative,
@@ -144,8 +145,13 @@ def test_the_quoted_run_is_the_run_whose_image_is_shown(tmp_path: Path) -> None:
     assert point.run.run_id == "gauss-a1" and point.verdict.outcome == LEAKS
     html = store_conclusion(list(settings.values()))
     line = next(p for p in html.split("<p") if "gaussian:relative=0.1: " in p)
-    assert "run gauss-a1, seed 1" in line and "SSIM 0.70" in line
     assert "range 0.010 to 0.600 over 2 runs" in line  # means over seeds with their range
+    # the run's own numbers and its verdict's reason sit beside its reconstructions
+    section = frontier_section(tmp_path / "s.db")
+    shown = section[section.index("<h4>gaussian:relative=0.1") :]
+    shown = shown[: shown.find("<h4>", 4)]
+    assert "run gauss-a1, seed 1" in shown and "SSIM 0.70" in shown
+    assert point.verdict.reason.split(";")[0][:40] in shown
 
 
 def test_protection_against_the_baseline_and_the_budget_warning(tmp_path: Path) -> None:

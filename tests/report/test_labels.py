@@ -7,11 +7,11 @@ from itertools import combinations
 from matplotlib.text import Text
 
 from medleak.report.labels import place_labels
-from medleak.report.plots import _new_figure
+from medleak.report.plots import new_figure
 
 
 def test_labels_of_coinciding_points_do_not_overlap() -> None:
-    fig = _new_figure(6, 4)
+    fig = new_figure(6, 4)
     ax = fig.add_subplot()
     items = [(f"setting {i}", 0.75 + 0.001 * i, 0.66, 8.0) for i in range(5)]
     items.append(("far away", 0.2, 0.1, 8.0))

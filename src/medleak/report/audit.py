@@ -23,8 +23,8 @@ from matplotlib.figure import Figure
 from medleak.experiments.audit_store import FAILED, load_audits
 from medleak.experiments.sqlite_store import SweepStore
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, floors
+from medleak.report.cells import BADGES, fmt, fmt_bits, table
 from medleak.report.grid import grid_png
-from medleak.report.html import BADGES, _table, fmt, fmt_bits
 
 Records = Sequence[tuple[dict[str, Any], dict[str, torch.Tensor]]]
 
@@ -231,7 +231,7 @@ def render_audit(records: Records, title: str = "") -> str:
         "honest-but-curious server could, round by round.</p>"
     )
     labels = client_labels([r for r, _ in records])
-    parts.append(_table("audit", HEADERS, [_row(r, labels) for r, _ in records]))
+    parts.append(table("audit", HEADERS, [_row(r, labels) for r, _ in records]))
     for record, tensors in records:
         client = str(record.get("client") or "all")
         head = f"Round {record.get('round')}, {labels[client]}"
@@ -262,10 +262,3 @@ def store_kinds(path: Path) -> set[str]:
 def audit_section(path: Path) -> str:
     """The audit section of the report for the sweep store at ``path``."""
     return render_audit(load_audits(path), Path(path).name)
-
-
-def write_audit_report(store: str | Path, out: str | Path, *, force: bool = False) -> Path:
-    """The report of ``store`` (its audits, and its sweeps if any) written to ``out``."""
-    from medleak.report.html import write_report
-
-    return write_report([store], out, force=force)

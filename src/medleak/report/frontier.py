@@ -23,10 +23,10 @@ from typing import Any
 
 from medleak.experiments.sqlite_store import StoredRun, SweepStore
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, SSIM_MARGIN, Verdict
+from medleak.report.cells import BADGES
 from medleak.report.grid import grid_png
-from medleak.report.html import BADGES
 from medleak.report.labels import place_labels
-from medleak.report.plots import COLORS, _new_figure, figure_png
+from medleak.report.plots import COLORS, figure_png, new_figure
 from medleak.report.sweep_points import (
     Point,
     Utility,
@@ -181,7 +181,7 @@ def frontier_figure(settings: list[Setting], x_key: str = "accuracy") -> tuple[A
     Horizontal bars: the 95% interval of the accuracy (the widest over seeds); vertical bars:
     min-max of the leakage over attacked batches. A setting that did not learn is hollow.
     """
-    fig = _new_figure(11, 4.6)
+    fig = new_figure(11, 4.6)
     axes = fig.subplots(1, 2)
     front = front_of(settings, x_key)
     points = {s.key: (utility(s, x_key), _mean(s.leak)) for s in settings if s.key in front}
@@ -269,7 +269,7 @@ def curves_plot(settings: list[Setting]) -> bytes | None:
     rounds_attacks = [
         s for s in settings if any(a.metrics.get("model_round") is not None for a in s.attacks)
     ]
-    fig = _new_figure(11 if rounds_attacks else 6, 4)
+    fig = new_figure(11 if rounds_attacks else 6, 4)
     axes = fig.subplots(1, 2 if rounds_attacks else 1)
     axes = list(axes) if rounds_attacks else [axes]
     for i, s in enumerate(with_curves):
@@ -372,7 +372,7 @@ def _budget_warning(settings: list[Setting]) -> str | None:
         for s in flagged
     )
     return (
-        '<p class="verdict warn">The attack budget is too small to rank defenses: under '
+        '<p class="verdict warn budget">The attack budget is too small to rank defenses: under '
         f"{names} the attack rebuilt more than it did from the undefended update of the same "
         f"batches, so the budget, not the defense, decided. Raise {options} in the spec and "
         "run the sweep again before ranking.</p>"
@@ -412,10 +412,11 @@ def _setting_line(s: Setting) -> str | None:
     if s.trainings:
         learned = "" if s.learned is not False else ", did not learn"
         facts.append(f"accuracy {s.utility.text()}{learned}")
+    # short, so every setting's answer is on the first screen; the reason of the run whose
+    # reconstructions are shown sits beside them, under "Reconstructions per defense"
     return (
         f'<p class="verdict {BADGES[judged.outcome]}">{escape(s.label)}: '
-        f"<strong>{escape(judged.outcome)}</strong>; {escape('; '.join(facts))}. "
-        f"The run shown below ({escape(_run_text(point.run))}): {escape(judged.reason)}</p>"
+        f"<strong>{escape(judged.outcome)}</strong>; {escape('; '.join(facts))}.</p>"
     )
 
 
@@ -528,20 +529,21 @@ def frontier_section(path: Path) -> str:
             parts.append("<h3>Accuracy per round</h3>" + _png(curves, "accuracy per round"))
         parts.append(
             "<h3>Reconstructions per defense</h3>"
-            '<p class="hint">Each from the run its verdict above is quoted from, with that '
-            "run's own numbers.</p>"
+            '<p class="hint">For each setting, one run: its own numbers, its verdict and why, and '
+            "what the server rebuilt from it.</p>"
         )
         for s in settings:
             point = representative(s)
             grid = _best_grid(store, point.run) if point else None
-            if point is not None and grid:
+            if point is not None:
                 m = point.run.metrics
                 parts.append(
                     f"<h4>{escape(s.label)} ({escape(_run_text(point.run))}): SSIM "
                     f"{_fmt(m.get('ssim'))}, floor {_fmt(floor_of(m, 'ssim'))}, PSNR "
                     f"{_fmt(m.get('psnr'))} dB, floor {_fmt(floor_of(m, 'psnr'))} dB; "
                     f"{escape(point.verdict.outcome)}</h4>"
-                    + _png(grid, f"reconstructions under {s.label}")
+                    + f'<p class="hint">{escape(point.verdict.reason)}</p>'
+                    + (_png(grid, f"reconstructions under {s.label}") if grid else "")
                 )
     return "\n".join(parts)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -35,6 +34,7 @@ from medleak.metrics.registry import METRICS
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, judge
 from medleak.output_targets import claim_file, starts_with
 from medleak.private_files import private_dir, write_private
+from medleak.report.cells import BADGES, fmt, fmt_bits, is_num, table
 from medleak.report.grid import grid_png
 from medleak.report.plots import comparison_chart, side_by_side, trace_plot
 
@@ -121,28 +121,6 @@ def load_run_view(path: Path, name: str | None = None) -> RunView:
 # formatting
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def fmt(v: Any, digits: int = 2, unit: str = "") -> str:
-    """A number for people: fixed digits, "n/a" when absent (never a fake 0)."""
-    if not _is_num(v):
-        return "n/a"
-    return f"{v:.{digits}f}{unit}"
-
-
-def fmt_bits(bits: Any) -> str:
-    """A bit count in the bytes people reason in (8 bits a byte, binary prefixes)."""
-    if not _is_num(bits):
-        return "n/a"
-    size = bits / 8
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(size) >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size:.0f} B"
-
-
 def _label(v: Any) -> str:
     if isinstance(v, int) and 0 <= v < len(CLASS_NAMES):
         return f"{CLASS_NAMES[v]}"
@@ -151,17 +129,17 @@ def _label(v: Any) -> str:
 
 def _count(rate: Any, count: Any, total: Any) -> tuple[int, int] | None:
     """(hits, total) from an explicit count or from rate x total."""
-    if not _is_num(total) or total <= 0:
+    if not is_num(total) or total <= 0:
         return None
-    if _is_num(count):
+    if is_num(count):
         return int(count), int(total)
-    if _is_num(rate):
+    if is_num(rate):
         return round(rate * total), int(total)
     return None
 
 
 def _num_images(m: dict[str, Any]) -> int | None:
-    if _is_num(m.get("num_images")):
+    if is_num(m.get("num_images")):
         return int(m["num_images"])
     per_image = m.get("per_image")
     return len(per_image) if isinstance(per_image, list) else None
@@ -188,12 +166,12 @@ def summary_line(m: dict[str, Any]) -> str:
             parts[-1] += f" ({images[0]} of {images[1]} images)"
     elif images:
         parts.append(f"{images[0]} of {images[1]} images re-identified")
-    if parts and _is_num(m.get("gallery_size")):
+    if parts and is_num(m.get("gallery_size")):
         parts[-1] += f" among {int(m['gallery_size'])} candidates"
-    if images and _is_num(m.get("reid_chance")):
+    if images and is_num(m.get("reid_chance")):
         expected = m["reid_chance"] * images[1]
         p = m.get("reid_p_value")
-        if _is_num(p) and images[0] > 0:
+        if is_num(p) and images[0] > 0:
             judged = "well above" if p < SIGNIFICANCE else "no better than"
             parts[-1] += (
                 f", {judged} random guessing ({expected:.1f} of {images[1]} expected, p = {p:.2g})"
@@ -201,14 +179,14 @@ def summary_line(m: dict[str, Any]) -> str:
         else:
             parts[-1] += f" (random guessing: {expected:.1f} of {images[1]})"
     parts.append(f"mean SSIM {fmt(m.get('ssim'))}")
-    if _is_num(m.get("psnr")):
+    if is_num(m.get("psnr")):
         parts[-1] += f", PSNR {fmt(m.get('psnr'), 1)} dB"
-    if _is_num(m.get("blank_ssim")) and _is_num(m.get("blank_psnr")):
+    if is_num(m.get("blank_ssim")) and is_num(m.get("blank_psnr")):
         parts[-1] += (
             f" (a blank gray image scores SSIM {fmt(m.get('blank_ssim'))}, "
             f"PSNR {fmt(m.get('blank_psnr'), 1)} dB"
         )
-        if _is_num(m.get("prior_ssim")) and _is_num(m.get("prior_psnr")):
+        if is_num(m.get("prior_ssim")) and is_num(m.get("prior_psnr")):
             parts[-1] += (
                 f"; the mean of other images SSIM {fmt(m.get('prior_ssim'))}, "
                 f"PSNR {fmt(m.get('prior_psnr'), 1)} dB"
@@ -225,9 +203,6 @@ def summary_line(m: dict[str, Any]) -> str:
     return "; ".join(parts) + "."
 
 
-BADGES = {LEAKS: "leak", NO_MEASURABLE_LEAKAGE: "ok", INCONCLUSIVE: "warn"}
-
-
 def verdict(m: dict[str, Any]) -> tuple[str, str, str]:
     """Badge class, badge text and the one-sentence reason, from ``medleak.metrics.verdict``.
 
@@ -241,33 +216,6 @@ def verdict(m: dict[str, Any]) -> tuple[str, str, str]:
 def _img(png: bytes, alt: str, cls: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     return f'<img class="{cls}" alt="{escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _is_numeric_cell(text: str) -> bool:
-    try:
-        float(text.split()[0])
-    except (ValueError, IndexError):
-        return text == "n/a"
-    return True
-
-
-def _td(cell: str | tuple[str, str]) -> str:
-    """One cell: text, or (short text, the full text shown on hover)."""
-    text, full = cell if isinstance(cell, tuple) else (cell, None)
-    title = f' title="{escape(full)}"' if full else ""
-    num = ' class="num"' if _is_numeric_cell(text) else ""
-    return f"<td{num}{title}>{escape(text)}</td>"
-
-
-def _table(
-    cls: str, headers: Sequence[str], rows: Sequence[Sequence[str | tuple[str, str]]]
-) -> str:
-    """A table with escaped cells; numbers are right-aligned so their digits line up."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in rows)
-    return (
-        f'<table class="{cls} sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,10 +245,10 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
     add("federated learning", m.get("fl"))
     add("labels", m.get("labels_source"))
     add("defense", _defense_text(m))
-    if _is_num(m.get("bits_sent")):
+    if is_num(m.get("bits_sent")):
         sent = fmt_bits(m.get("bits_sent"))
         raw = m.get("bits_raw")
-        if _is_num(raw) and raw:
+        if is_num(raw) and raw:
             sent += f", {m['bits_sent'] / raw:.0%} of the {fmt_bits(raw)} uncompressed update"
             if m["bits_sent"] and m["bits_sent"] != raw:
                 sent += f" ({raw / m['bits_sent']:.1f}x smaller)"
@@ -309,21 +257,21 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
         if (why := update_size_note(m)) is not None:
             sent += f"; {why}"
         add("update size", sent)
-    if _is_num(m.get("epsilon")):
+    if is_num(m.get("epsilon")):
         eps = f"epsilon = {m['epsilon']:.3g}"
-        if _is_num(m.get("delta")):
+        if is_num(m.get("delta")):
             eps += f", delta = {m['delta']:.3g}"
         add("differential privacy", eps)
     add("iterations", m.get("iterations"))
-    if _is_num(m.get("seconds")):
+    if is_num(m.get("seconds")):
         add("attack time", f"{m['seconds']:.1f} s")
     add("seed", m.get("seed"))
-    if _is_num(m.get("reid_chance")):
+    if is_num(m.get("reid_chance")):
         add(
             "re-identification",
             f"similarity {m.get('similarity', 'n/a')}, gallery of {m.get('gallery_size', 'n/a')} "
             f"images; random guessing re-identifies {m['reid_chance']:.1%} on average"
-            + (f" (p = {m['reid_p_value']:.2g})" if _is_num(m.get("reid_p_value")) else ""),
+            + (f" (p = {m['reid_p_value']:.2g})" if is_num(m.get("reid_p_value")) else ""),
         )
     return facts
 
@@ -426,7 +374,7 @@ def _floors_html(view: RunView) -> str:
     """The two floors as images: a blank gray square and the prior image (the mean of images the
     server holds), each with the scores it gets against the originals."""
     m, originals = view.metrics, view.tensors.get("originals")
-    if originals is None or not _is_num(m.get("blank_ssim")):
+    if originals is None or not is_num(m.get("blank_ssim")):
         return ""
     figures = [
         (
@@ -437,7 +385,7 @@ def _floors_html(view: RunView) -> str:
         )
     ]
     prior = view.tensors.get("prior")
-    if prior is not None and _is_num(m.get("prior_ssim")):
+    if prior is not None and is_num(m.get("prior_ssim")):
         held = "auxiliary images" if m.get("prior_source") == "auxiliary" else "other images"
         figures.append((prior[0], f"mean of {held}", m.get("prior_ssim"), m.get("prior_psnr")))
     cells = "".join(
@@ -466,11 +414,11 @@ def _baseline_html(view: RunView) -> str:
     protection = m.get("protection_ssim")
     bought = (
         f" The defense removed {fmt(protection)} of SSIM above the floor."
-        if _is_num(protection) and protection >= 0
+        if is_num(protection) and protection >= 0
         else (
             f" The defended update leaked {fmt(-protection)} more SSIM above the floor than the "
             "undefended one: the attack budget, not the defense, decided."
-            if _is_num(protection)
+            if is_num(protection)
             else ""
         )
     )
@@ -514,8 +462,8 @@ def run_section(view: RunView, index: int) -> str:
         else ""
     )
     rows = _per_image_rows(m)
-    table = (
-        _table("per-image", per_image_headers(), rows)
+    per_image_table = (
+        table("per-image", per_image_headers(), rows)
         if rows
         else '<p class="note">No per-image scores recorded.</p>'
     )
@@ -544,7 +492,7 @@ def run_section(view: RunView, index: int) -> str:
   (SSIM 1 = identical). Re-id rank 1 = the reconstruction picks out this exact image among all
   candidates. RDLV: relative SSIM gain over the prior image (the mean of other images; the
   attack's starting image in runs without one).</p>
-  {table}
+  {per_image_table}
   <h3>Attack loss</h3>
   {trace}
   <details class="config"><summary>Full configuration</summary>
@@ -607,7 +555,7 @@ def comparison_section(views: Sequence[RunView]) -> str:
   <p class="hint">Runs in the order given. Re-id rate: share of victim images the server could
   pick out of the gallery; chance: the rate random guessing reaches; p: how often random
   guessing would do at least as well (below 0.05: not luck).</p>
-  {_table("comparison", comparison_headers(), rows)}
+  {table("comparison", comparison_headers(), rows)}
   {chart}
   {strip}
 </section>"""

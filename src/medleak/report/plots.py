@@ -24,7 +24,7 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
@@ -41,7 +41,7 @@ def trace_plot(rows: Sequence[tuple[int, int, float]], title: str = "") -> bytes
 
     Log scale when every loss is positive: the interesting part of the curve spans decades.
     """
-    fig = _new_figure(7.0, 3.0)
+    fig = new_figure(7.0, 3.0)
     ax = fig.add_subplot()
     restarts = sorted({r for _, r, _ in rows})
     for k, restart in enumerate(restarts):
@@ -76,7 +76,7 @@ def comparison_chart(names: Sequence[str], records: Sequence[dict]) -> bytes:
         metrics = [
             (m.name, m.chart_title or m.label, m.limits, m.chart_digits) for m in charted[:1]
         ]
-    fig = _new_figure(min(16.0, 3.2 * len(metrics)), 3.4 + 0.12 * max(len(n) for n in names))
+    fig = new_figure(min(16.0, 3.2 * len(metrics)), 3.4 + 0.12 * max(len(n) for n in names))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     x = list(range(len(names)))
     for ax, (key, title, limits, digits) in zip(axes, metrics, strict=True):
@@ -121,7 +121,7 @@ def side_by_side(
     n = min(originals.shape[0], 8)
     rows = [("original", originals)] + list(zip(names, reconstructions, strict=True))
     tile = 1.4
-    fig = _new_figure(1.2 + n * tile, len(rows) * tile + 0.3)
+    fig = new_figure(1.2 + n * tile, len(rows) * tile + 0.3)
     axes = fig.subplots(len(rows), n, squeeze=False)
     for r, (label, images) in enumerate(rows):
         gray = images.detach().float().cpu().mean(dim=1).clamp(0, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from medleak.findings.outcome import Panel
-from medleak.report.plots import COLORS, _new_figure, figure_png
+from medleak.report.plots import COLORS, figure_png, new_figure
 
 
 def finding_figure(title: str, panels: Sequence[Panel]) -> bytes | None:
@@ -13,7 +13,7 @@ def finding_figure(title: str, panels: Sequence[Panel]) -> bytes | None:
     panels = [p for p in panels if any(s.xs for s in p.series)]
     if not panels:
         return None
-    fig = _new_figure(5.2 * len(panels), 3.9)
+    fig = new_figure(5.2 * len(panels), 3.9)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, panel in zip(axes, panels, strict=True):
         count = max(1, len(panel.series))
