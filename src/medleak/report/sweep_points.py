@@ -217,6 +217,7 @@ def run_columns(runs: list[StoredRun]) -> dict[str, dict[str, Any]]:
                 "floor_psnr": floor_of(run.metrics, "psnr"),
                 "ssim_above_floor": point.leak,
                 "verdict": point.verdict.outcome,
+                "verdict_reason": point.verdict.reason,  # judged now, with the baseline
                 "baseline_verdict": point.baseline_verdict,
                 "protection_ssim": point.protection,
             }
