@@ -123,8 +123,8 @@ def test_cli_options_override_the_config_file(tmp_path, capsys) -> None:
         (["--data", "/nonexistent/xrays"], "/nonexistent/xrays"),
         (["--batch-size", "500"], "500"),
         (["--image-size", "36", "--scale-factor", "8"], "divisible"),
-        (["--model", "vgg"], "unknown model"),
-        (["--attack", "gan"], "unknown attack"),
+        (["--model", "vgg"], "invalid choice: 'vgg'"),
+        (["--attack", "gan"], "invalid choice: 'gan'"),
         (["--iterations", "0"], "iterations"),
         (["--iterations", "-3"], "iterations"),
         (["--local-steps", "0", "--fl", "fedavg"], "local steps"),
@@ -155,6 +155,11 @@ def test_empty_folder_and_corrupt_image(tmp_path, capsys) -> None:
     code, _, err = _run(
         ["attack", *SMALL, "--data", str(tree), "--out", str(tmp_path / "o")], capsys
     )
+    # the file's name is a patient's: the error names its pseudonym unless --show-sources
+    assert code == 2 and "a.jpeg" not in err and "img-" in err
+    assert len(err.strip().splitlines()) == 1
+    argv = ["attack", *SMALL, "--data", str(tree), "--show-sources", "--out", str(tmp_path / "o")]
+    code, _, err = _run(argv, capsys)
     assert code == 2 and "a.jpeg" in err and len(err.strip().splitlines()) == 1
 
 
@@ -229,3 +234,45 @@ def test_a_diverged_attack_is_a_failed_run_with_its_own_exit_code(
     code, _, err = _run(["attack", *SMALL, "--out", str(tmp_path / "run")], capsys)
     assert code == 3
     assert "run failed" in err and "diverged" in err and len(err.strip().splitlines()) == 1
+
+
+def test_defended_attack_stores_its_baseline_and_both_floors(tmp_path, capsys) -> None:
+    """Issue 22: a defended run also attacks the undefended update (same id either way); the
+    prior floor and the baseline reach metrics.json, the console and the report."""
+    from medleak.experiments.stores import RunFolderStore
+
+    defended = [*SMALL, "--channels", "1", "--defense", "gaussian:relative=10"]
+    out, plain = tmp_path / "with", tmp_path / "without"
+    code, stdout, err = _run(["attack", *defended, "--out", str(out)], capsys)
+    assert code == 0, err
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["prior_source"] == "distractors"
+    assert len([p["prior_ssim"] for p in record["per_image"]]) == 2
+    assert record["floor_ssim"] == max(record["blank_ssim"], record["prior_ssim"])
+    assert record["floor_psnr"] == max(record["blank_psnr"], record["prior_psnr"])
+    for key in ("baseline_psnr", "baseline_ssim", "baseline_reid_count", "protection_ssim"):
+        assert isinstance(record[key], int | float), key
+    assert record["baseline_verdict"] in ("leaks", "no measurable leakage", "inconclusive")
+    assert record["baseline_verdict_reason"]
+    assert "prior-image floor" in stdout and "baseline (same attack" in stdout
+    tensors = RunFolderStore(out).load().tensors
+    assert tensors["baseline_reconstructions"].shape == tensors["reconstructions"].shape
+    html = (out / "report.html").read_text()
+    assert "mean of other images" in html and "Without the defense (baseline)" in html
+
+    code, _, err = _run(["attack", *defended, "--no-baseline", "--out", str(plain)], capsys)
+    assert code == 0, err
+    again = json.loads((plain / "metrics.json").read_text())
+    # the baseline adds numbers beside the run's and changes none of them, nor its id
+    assert again["run_id"] == record["run_id"]
+    assert "baseline_ssim" not in again and again["verdict"] != "no measurable leakage"
+    for key in ("psnr", "ssim", "reid_count", "prior_ssim", "floor_ssim"):
+        assert again[key] == record[key], key
+    assert "--no-baseline" in (plain / "report.html").read_text()
+
+
+def test_gallery_source_and_auxiliary_must_exist(tmp_path, capsys) -> None:
+    missing = str(tmp_path / "nowhere")
+    for flag in ("--gallery-source", "--auxiliary"):
+        code, _, err = _run(["attack", *SMALL, flag, missing, "--out", str(tmp_path / "r")], capsys)
+        assert code == 2 and flag in err and len(err.strip().splitlines()) == 1

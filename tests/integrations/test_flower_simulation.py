@@ -69,9 +69,12 @@ def test_audited_federation(hospitals, tmp_path):
         (2, "attacked"),
         (2, "attacked"),
     ]
-    assert all(r["encoding"] == "topk" and r["threat_model_match"] for r in records)
+    assert all(r["encoding"] == "sparse" and r["threat_model_match"] for r in records)
     assert all(r["payload_bits"] < r["raw_bits"] / 4 for r in records)
     assert all(r["scores"]["num_images"] == 2 for r in records)
+    # the server's own pool of other patients' images: a gallery that can decide, and the floor
+    assert all(r["scores"]["gallery_size"] == 2 + settings.server_pool for r in records)
+    assert all(r["scores"]["prior_source"] == "auxiliary" for r in records)
     assert report.is_file() and "Round 2" in report.read_text()
 
     strategy = keep[0]

@@ -18,6 +18,8 @@ PER_IMAGE_KEYS = {
     "reidentified",
     "rdlv",
     "rdlv_reason",
+    "prior_psnr",  # the prior floor per image (None without a prior image)
+    "prior_ssim",
 }
 
 

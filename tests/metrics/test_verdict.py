@@ -12,8 +12,10 @@ from medleak.metrics.verdict import (
     INCONCLUSIVE,
     LEAKS,
     NO_MEASURABLE_LEAKAGE,
+    distractors_needed,
     judge,
     label_p_value,
+    protection_ssim,
 )
 
 
@@ -126,18 +128,126 @@ def _run(overrides):
 
 
 def test_phantom_attack_leaks_end_to_end():
-    record = _run({"data.batch_size": 2, "attack.iterations": 5, "metrics.gallery_size": 20})
+    # 5 iterations at 32 px rebuild SSIM 0.28: above a blank image (0.12), below the mean of
+    # other phantoms (0.71, issue 22's prior floor). What leaks is identity: 1 of 2 picked out
+    # of 102 (p = 0.04); a gallery of 20 (as before the prior floor) could not show that.
+    record = _run({"data.batch_size": 2, "attack.iterations": 5, "metrics.gallery_size": 100})
     assert record["verdict"] == LEAKS, record["verdict_reason"]
+    assert "picked out of a gallery" in record["verdict_reason"]
 
 
 def test_strong_dp_noise_on_large_gallery_is_no_measurable_leakage():
+    # Issue 22: "no measurable leakage" for a defended run also needs its baseline (the same
+    # attack on the undefended update) to leak. This test used to run with the analytic stage
+    # off, where 5 iterations do not rebuild even the undefended update; with it on they do.
     record = _run(
         {
             "data.batch_size": 2,
             "attack.iterations": 5,
-            "attack.analytic": False,
             "metrics.gallery_size": 120,
+            "metrics.baseline": True,
             "defenses": ["dp:c=0.01,z=1000"],
         }
     )
+    assert record["baseline_verdict"] == LEAKS, record["baseline_verdict_reason"]
     assert record["verdict"] == NO_MEASURABLE_LEAKAGE, record["verdict_reason"]
+
+
+# --- issue 22: the stronger floor, the baseline, words that follow numbers ---------------------
+
+
+def test_the_stronger_floor_decides():
+    # SSIM 0.60 clears a blank floor of 0.38 but not the mean of other images (0.74)
+    m = _metrics(ssim=0.60, blank_ssim=0.38, prior_ssim=0.74, psnr=16.0, prior_psnr=17.5)
+    v = judge(m)
+    assert v.outcome == NO_MEASURABLE_LEAKAGE, v.reason
+    assert v.evidence["floor_ssim"] == 0.74 and v.evidence["floor_psnr"] == 17.5
+    assert "below the floor (0.74, the mean of other images)" in v.reason
+    assert "PSNR 16.0 dB is below the floor" in v.reason
+    # an old record without the prior image is judged against the blank image, as before
+    assert judge(_metrics(ssim=0.60, blank_ssim=0.38)).outcome == LEAKS
+
+
+def test_words_follow_numbers():
+    far_below = judge(_metrics(psnr=8.3, blank_psnr=15.1, ssim=0.10, blank_ssim=0.40))
+    assert "PSNR 8.3 dB is below the floor" in far_below.reason
+    assert "SSIM 0.10 is below the floor" in far_below.reason
+    within = judge(_metrics(psnr=14.5, blank_psnr=15.1, ssim=0.38, blank_ssim=0.40))
+    assert "PSNR 14.5 dB is at the floor" in within.reason
+    assert "SSIM 0.38 is at the floor" in within.reason
+
+
+def test_small_gallery_says_how_many_distractors_would_decide():
+    # 4 victims: re-identifying 2 must reach p < 0.05; the number is the smallest that does.
+    needed = distractors_needed(4)
+    assert chance_p_value(2, 4, 4 + needed) < 0.05 <= chance_p_value(2, 4, 4 + needed - 1)
+    assert distractors_needed(1) == 20  # one victim: a hit is p = 1/G, so G = 21
+    short = judge(_metrics(gallery_size=8, reid_count=0, gallery_available=4))
+    assert short.outcome == INCONCLUSIVE
+    assert f"needs {needed} distractors" in short.reason and "--gallery-source" in short.reason
+    assert "use a larger gallery" not in short.reason
+    enough = judge(_metrics(gallery_size=8, reid_count=0, gallery_available=500))
+    assert f"--gallery-size {needed}" in enough.reason
+
+
+def _defended(**kw):
+    return _metrics(defenses=[{"name": "sign", "params": {}}], **kw)
+
+
+def test_defended_run_needs_a_leaking_baseline():
+    leaking = _metrics(ssim=0.90, psnr=25.0, reid_count=4)
+    flat = _metrics(ssim=0.41, reid_count=0)
+    assert judge(_defended(), leaking).outcome == NO_MEASURABLE_LEAKAGE
+    v = judge(_defended(), flat)
+    assert v.outcome == INCONCLUSIVE
+    assert "baseline" in v.reason and "undefended update does" not in v.reason
+    assert "says nothing about the defense" in v.reason
+    # no baseline at all: a defended run is never called safe
+    unknown = judge(_defended())
+    assert unknown.outcome == INCONCLUSIVE and "--baseline" in unknown.reason
+    # an undefended run is its own baseline: the rule is unchanged for it
+    assert judge(_metrics(), flat).outcome == NO_MEASURABLE_LEAKAGE
+    # the baseline a run stored is used when none is given
+    assert judge({**_defended(), "baseline": leaking}).outcome == NO_MEASURABLE_LEAKAGE
+
+
+def test_defended_leaking_more_than_its_baseline_flags_the_budget():
+    base = _metrics(ssim=0.61, blank_ssim=0.38, psnr=13.0, reid_count=0)
+    defended = _defended(ssim=0.87, blank_ssim=0.38, psnr=13.0, iterations=30)
+    v = judge(defended, base)
+    assert v.outcome == LEAKS
+    assert v.evidence["budget_too_small"] is True
+    assert "attack budget is too small" in v.reason and "--iterations (now 30)" in v.reason
+    assert protection_ssim(defended, base) == pytest.approx(-0.26)
+    assert protection_ssim(_defended(ssim=0.40), base) == pytest.approx(0.21)
+
+
+def _gaussian_run(model: str, iterations: int):
+    return _run(
+        {
+            "model.name": model,
+            "data.batch_size": 2,
+            "data.phantom_count": 130,
+            "attack.iterations": iterations,
+            "metrics.gallery_size": 120,
+            "metrics.baseline": True,
+            "defenses": ["gaussian:relative=100"],
+        }
+    )
+
+
+def test_defense_on_a_setting_the_attack_cannot_rebuild_is_inconclusive():
+    # BatchNorm ResNet-18 at 32 px, 3 iterations: the undefended update is not rebuilt either.
+    record = _gaussian_run("resnet18", 3)
+    assert record["baseline_verdict"] != LEAKS, record["baseline_verdict_reason"]
+    assert record["verdict"] == INCONCLUSIVE
+    assert "baseline" in record["verdict_reason"]
+    assert "does not rebuild this setting even without a defense" in record["verdict_reason"]
+    assert record["protection_ssim"] == pytest.approx(0.0)
+
+
+def test_same_defense_on_rogs_lenet_with_a_leaking_baseline_can_be_safe():
+    record = _gaussian_run("lenet", 3)
+    assert record["baseline_verdict"] == LEAKS, record["baseline_verdict_reason"]
+    assert record["verdict"] == NO_MEASURABLE_LEAKAGE, record["verdict_reason"]
+    assert record["baseline"]["verdict"] == LEAKS and "per_image" in record["baseline"]

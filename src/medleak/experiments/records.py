@@ -5,8 +5,9 @@ resolved to ``{"name", "params"}`` with all parameters, keys sorted, a weights o
 file replaced by the SHA-256 of its bytes (a renamed file is the same run; an overwritten one is
 not). A key at its declared neutral value (``flags.option(..., neutral=...)``: the value that
 reproduces the behaviour from before the key existed) is left out, so adding an option never
-re-keys a store. Threads, output paths and the LPIPS folder are excluded: they change where or
-how fast a run goes, never its numbers. The medleak version and git commit are recorded beside
+re-keys a store. Threads, output paths, the LPIPS folder and ``metrics.baseline`` are excluded:
+they change where or how fast a run goes, or add the undefended baseline's numbers beside a
+run's, never the run's own numbers. The medleak version and git commit are recorded beside
 the id, not in it, so the same experiment keeps its id across versions and a sweep can compare
 them.
 
@@ -30,11 +31,18 @@ from medleak.defenses import resolve_spec
 from medleak.experiments.config import RunConfig, neutral_keys
 
 RECORD_SCHEMA = 1
-# 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config.
-RUN_ID_SCHEME = 2
-EXCLUDED = (("threads",), ("metrics", "lpips_weights"))
+# 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config;
+# 3: the canonical config with only the chosen attack's options in its attack section.
+RUN_ID_SCHEME = 3
+# metrics.baseline adds the undefended attack's numbers beside a run's and never changes them.
+EXCLUDED = (("threads",), ("metrics", "lpips_weights"), ("metrics", "baseline"))
 # Config keys that did not exist when scheme 1 ids were made: (section, key, the value implied).
-SINCE_SCHEME_1 = (("model", "num_classes", None), ("attack", "init", "gray"))
+SINCE_SCHEME_1 = (
+    ("model", "num_classes", None),
+    ("attack", "init", "gray"),
+    ("metrics", "gallery_source", None),
+    ("metrics", "auxiliary", None),
+)
 # Keys of ``data`` that choose the attacked batch, not the federation: a training ignores them.
 BATCH_ONLY = ("offset", "order", "batch_size", "split")
 
@@ -47,9 +55,15 @@ def _file_digest(path: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def canonical_config(config: RunConfig) -> dict[str, Any]:
-    """The configuration that determines a run's numbers, in one canonical form."""
+def canonical_config(config: RunConfig, scheme: int = RUN_ID_SCHEME) -> dict[str, Any]:
+    """The configuration that determines a run's numbers, in one canonical form.
+
+    From scheme 3 on, the attack section holds only the chosen attack's options (an option of
+    another attack cannot change this run's numbers)."""
     data = config.to_dict()
+    if scheme >= 3:
+        own = set(config.attack.own_keys())
+        data["attack"] = {k: v for k, v in data["attack"].items() if k in own}
     for path in EXCLUDED:
         node = data
         for key in path[:-1]:
@@ -80,14 +94,19 @@ def _training_identity(train: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in train.items() if k != "save_rounds"}
 
 
-def run_id(config: RunConfig, kind: str = "attack", train: dict[str, Any] | None = None) -> str:
+def run_id(
+    config: RunConfig,
+    kind: str = "attack",
+    train: dict[str, Any] | None = None,
+    scheme: int = RUN_ID_SCHEME,
+) -> str:
     """16 hex digits of SHA-256 over the canonical configuration (sorted-key JSON).
 
     ``kind="attack"``: the whole canonical config (plus the training, when the attacked weights
     come from one of its rounds). ``kind="train"``: what a federated training depends on (data
     without the batch choice, model without the round, defenses, seed, the training settings).
     """
-    canonical = canonical_config(config)
+    canonical = canonical_config(config, scheme)
     if kind == "train":
         if train is None:
             raise ValueError("a training's id needs its training settings")
@@ -105,9 +124,20 @@ def run_id(config: RunConfig, kind: str = "attack", train: dict[str, Any] | None
     return _digest({"kind": kind, **payload})
 
 
+def legacy_ids(
+    config: RunConfig, kind: str, train: dict[str, Any] | None = None
+) -> tuple[str, ...]:
+    """The ids older schemes gave this run, newest first (those that differ from today's): a
+    store written by an earlier version is found and re-keyed, never recomputed."""
+    current = run_id(config, kind, train)
+    older = (run_id(config, kind, train, scheme=2), legacy_sweep_id(config, kind, train))
+    return tuple(i for i in dict.fromkeys(older) if i != current)
+
+
 def legacy_sweep_id(config: RunConfig, kind: str, train: dict[str, Any] | None = None) -> str:
     """The id the first sweep store (scheme 1) gave this run: found only to report it."""
     raw = config.to_dict()
+    raw["metrics"].pop("baseline", None)  # never part of an id (EXCLUDED)
     # keys added after scheme 1; at these values the run is the one scheme 1 described
     for section, key, implicit in SINCE_SCHEME_1:
         if raw[section].get(key, implicit) == implicit:

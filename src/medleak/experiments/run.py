@@ -6,6 +6,7 @@ milliseconds rather than after minutes of optimisation.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from medleak.experiments.config import RunConfig
 from medleak.experiments.memory_guard import check_fits
 from medleak.fl import FLSettings, Update
 from medleak.metrics import evaluate
+from medleak.metrics.prior import prior_image
 from medleak.models import build_model
 
 
@@ -46,6 +48,17 @@ class Plan:
 
 
 @dataclass
+class Baseline:
+    """The same attack, budget and seed on the same batch's *undefended* update: how far this
+    attack gets when no defense is in the way (``metrics.verdict.judge`` compares with it)."""
+
+    reconstruction: Reconstruction
+    scores: dict[str, Any]
+    matched: list[int]
+    seconds: float
+
+
+@dataclass
 class RunResult:
     plan: Plan
     update: Update
@@ -53,6 +66,25 @@ class RunResult:
     scores: dict[str, Any]
     matched: list[int]
     seconds: float
+    prior: torch.Tensor | None = None  # 1 x 1 x H x W, what the server knows without the update
+    baseline: Baseline | None = None
+
+
+@dataclass
+class Distractors:
+    """Images of other patients: the re-identification gallery and the prior image's source.
+
+    available: how many eligible images the source holds (victims and their patients left out),
+    so a verdict can say whether a larger ``--gallery-size`` would decide.
+    """
+
+    images: torch.Tensor | None
+    patients: list[str | None]
+    available: int
+
+
+#: At most this many auxiliary images are averaged into the prior image (a seeded choice).
+AUXILIARY_MAX = 1000
 
 
 #: Largest image side medleak attacks; ROG's own experiments stop at 256 px.
@@ -86,12 +118,14 @@ def plan_run(config: RunConfig) -> Plan:
         )
     options = config.attack.options()
     check_prior(options.prior)
-    if config.attack.name == "rog" and config.data.image_size % options.scale_factor:
-        raise ConfigError(
-            f"image size {config.data.image_size} is not divisible by scale factor "
-            f"{options.scale_factor}"
-        )
+    options.check_setting(config.data.image_size)
     chain = build_chain(config.defenses)
+    for flag, path in (
+        ("--gallery-source", config.metrics.gallery_source),
+        ("--auxiliary", config.metrics.auxiliary),
+    ):
+        if path is not None and path != "phantom" and not Path(path).exists():
+            raise ConfigError(f"{flag}: no such folder or file: {path}")
     dataset = open_dataset(config.data.spec(), seed=config.seed)
     model = model_for(config, len(dataset.classes))
     exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
@@ -107,34 +141,70 @@ def plan_run(config: RunConfig) -> Plan:
     return Plan(config, dataset, batch, victim_indices, model, config.fl, chain, options)
 
 
-def gallery_for(plan: Plan) -> tuple[torch.Tensor | None, list[str | None]]:
-    """Distractors for re-identification: same data set, never a victim or a victim's patient.
+def _other_images(
+    plan: Plan, source: str | None, size: int, salt: int
+) -> tuple[Dataset, list[int], int]:
+    """A seeded choice of ``size`` images that are neither victims nor of a victim's patient,
+    from the victims' data set or from ``source`` (another folder of the same modality)."""
+    config = plan.config
+    if source is None:
+        dataset, victims = plan.dataset, set(plan.victim_indices)
+    else:
+        spec = dataclasses.replace(config.data.spec(), source=source)
+        dataset, victims = open_dataset(spec, seed=config.seed), set()
+    patients = {p for p in plan.batch.patients if p is not None}
+    eligible = [
+        i
+        for i, entry in enumerate(dataset.entries)
+        if i not in victims and (entry.patient is None or entry.patient not in patients)
+    ]
+    generator = torch.Generator().manual_seed(config.seed + salt)
+    order = torch.randperm(len(eligible), generator=generator).tolist()
+    return dataset, sorted(eligible[i] for i in order[:size]), len(eligible)
+
+
+def gallery_for(plan: Plan) -> Distractors:
+    """Distractors for re-identification: same data set (or ``--gallery-source``), never a victim
+    or a victim's patient.
 
     Chosen by a seeded permutation so the gallery is reproducible and not biased to one class.
     """
     size = plan.config.metrics.gallery_size
-    if size <= 0:
-        return None, []
-    victims = set(plan.victim_indices)
-    patients = {p for p in plan.batch.patients if p is not None}
-    eligible = [
-        i
-        for i, entry in enumerate(plan.dataset.entries)
-        if i not in victims and (entry.patient is None or entry.patient not in patients)
-    ]
-    generator = torch.Generator().manual_seed(plan.config.seed + 7919)
-    order = torch.randperm(len(eligible), generator=generator).tolist()
-    chosen = sorted(eligible[i] for i in order[:size])
+    source = plan.config.metrics.gallery_source
+    if size <= 0 and source is None:
+        return Distractors(None, [], len(plan.dataset) - len(plan.victim_indices))
+    dataset, chosen, available = _other_images(plan, source, max(size, 0), 7919)
     if not chosen:
-        return None, []
-    distractors = plan.dataset.load(chosen)
-    return distractors.images, list(distractors.patients)
+        return Distractors(None, [], available)
+    distractors = dataset.load(chosen)
+    return Distractors(distractors.images, list(distractors.patients), available)
 
 
-def execute(plan: Plan, progress: Progress | None = None) -> RunResult:
-    """Compute the client's (obfuscated) update, attack it, and score the reconstruction."""
+def prior_for(plan: Plan, distractors: Distractors) -> tuple[torch.Tensor | None, str | None]:
+    """The prior image (``metrics.prior``): the mean of ``--auxiliary`` images when given, else
+    of the distractors; None when there is neither."""
+    auxiliary = plan.config.metrics.auxiliary
+    if auxiliary is not None:
+        dataset, chosen, _ = _other_images(plan, auxiliary, AUXILIARY_MAX, 104729)
+        if not chosen:
+            raise ConfigError(f"--auxiliary {auxiliary}: no usable images (victims excluded)")
+        return prior_image(dataset.load(chosen).images), "auxiliary"
+    if distractors.images is None:
+        return None, None
+    return prior_image(distractors.images), "distractors"
+
+
+def baseline_wanted(config: RunConfig, auto: bool) -> bool:
+    """Whether to attack the undefended update too: ``metrics.baseline`` when set, else ``auto``
+    (``medleak attack``: on for a defended run; a sweep: off, its ``[]`` setting is the baseline).
+    An undefended run is its own baseline."""
+    if not config.defenses:
+        return False
+    return auto if config.metrics.baseline is None else config.metrics.baseline
+
+
+def _attack(plan: Plan, update: Update, progress: Progress | None) -> tuple[Reconstruction, float]:
     config = plan.config
-    update = plan.chain.client_update(plan.model, plan.batch, plan.settings, seed=config.seed)
     knowledge = ServerKnowledge(
         model=plan.model,
         image_size=config.data.image_size,
@@ -152,18 +222,53 @@ def execute(plan: Plan, progress: Progress | None = None) -> RunResult:
     seconds = time.perf_counter() - start
     if not torch.isfinite(reconstruction.images).all():
         raise RunFailed("the attack diverged (NaN in the reconstruction); lower --attack-lr")
-    gallery, gallery_patients = gallery_for(plan)
+    return reconstruction, seconds
+
+
+def execute(
+    plan: Plan, progress: Progress | None = None, *, baseline: bool | None = None
+) -> RunResult:
+    """Compute the client's (obfuscated) update, attack it, and score the reconstruction.
+
+    ``baseline``: also attack the undefended update of the same batch (None: ``metrics.baseline``,
+    off when unset; see ``baseline_wanted``). It runs after the defended attack and shares
+    nothing with it but the inputs, so the defended numbers are the same with or without it.
+    """
+    config = plan.config
+    update = plan.chain.client_update(plan.model, plan.batch, plan.settings, seed=config.seed)
+    reconstruction, seconds = _attack(plan, update, progress)
+    distractors = gallery_for(plan)
+    prior, prior_source = prior_for(plan, distractors)
     lpips_dir = Path(config.metrics.lpips_weights) if config.metrics.lpips_weights else None
-    scores = evaluate(
-        plan.batch.images,
-        reconstruction.images,
-        initial=reconstruction.initial_images,
-        true_labels=plan.batch.labels,
-        used_labels=reconstruction.labels,
-        sources=list(plan.batch.sources),
-        patients=list(plan.batch.patients),
-        gallery=gallery,
-        gallery_patients=gallery_patients,
-        lpips_weights=lpips_dir,
+
+    def score(found: Reconstruction) -> Any:
+        return evaluate(
+            plan.batch.images,
+            found.images,
+            initial=found.initial_images,
+            true_labels=plan.batch.labels,
+            used_labels=found.labels,
+            sources=list(plan.batch.sources),
+            patients=list(plan.batch.patients),
+            gallery=distractors.images,
+            gallery_patients=distractors.patients,
+            lpips_weights=lpips_dir,
+            prior=prior,
+            prior_source=prior_source,
+        )
+
+    scores = score(reconstruction)
+    summary = {**scores.to_dict(), "gallery_available": distractors.available}
+    result = RunResult(
+        plan, update, reconstruction, summary, list(scores.matched), seconds, prior=prior
     )
-    return RunResult(plan, update, reconstruction, scores.to_dict(), list(scores.matched), seconds)
+    want = baseline_wanted(config, auto=False) if baseline is None else baseline
+    if want and config.defenses:
+        plain = build_chain([]).client_update(
+            plan.model, plan.batch, plan.settings, seed=config.seed
+        )
+        found, took = _attack(plan, plain, progress)
+        base_scores = score(found)
+        base_summary = {**base_scores.to_dict(), "gallery_available": distractors.available}
+        result.baseline = Baseline(found, base_summary, list(base_scores.matched), took)
+    return result

@@ -19,7 +19,7 @@ from medleak.experiments.provenance import provenance
 from medleak.experiments.records import RECORD_SCHEMA, RunRecord, run_id
 from medleak.experiments.run import RunResult
 from medleak.experiments.stores import RunFolderStore, Store
-from medleak.metrics.verdict import judge
+from medleak.metrics.verdict import judge, protection_ssim
 from medleak.private_files import source_alias
 
 
@@ -34,6 +34,30 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return _json_safe(value.tolist())
     return value
+
+
+#: The baseline's per-image keys kept in ``metrics.json`` (no source names: nothing to alias).
+BASELINE_ROW_KEYS = ("index", "label", "matched_to", "psnr", "ssim", "reid_rank", "reidentified")
+
+
+def baseline_record(result: RunResult) -> dict[str, Any] | None:
+    """The undefended baseline's scores as ``metrics.json`` nests them (``baseline``), judged by
+    the same rule as any undefended run."""
+    base = result.baseline
+    if base is None:
+        return None
+    record = {
+        "defenses": [],
+        "labels_source": base.reconstruction.labels_source,
+        "iterations": len(base.reconstruction.trace),
+        "seconds": base.seconds,
+        **base.scores,
+    }
+    record["per_image"] = [
+        {k: row.get(k) for k in BASELINE_ROW_KEYS} for row in base.scores.get("per_image", [])
+    ]
+    record.update(judge(record).to_dict())
+    return record
 
 
 def metrics_record(result: RunResult) -> dict[str, Any]:
@@ -65,6 +89,18 @@ def metrics_record(result: RunResult) -> dict[str, Any]:
         "attack_info": result.reconstruction.info,
         "config": config.to_dict(),
     }
+    baseline = baseline_record(result)
+    if baseline is not None:
+        record.update(
+            baseline=baseline,
+            baseline_psnr=baseline["psnr"],
+            baseline_ssim=baseline["ssim"],
+            baseline_reid_count=baseline.get("reid_count"),
+            baseline_verdict=baseline["verdict"],
+            baseline_verdict_reason=baseline["verdict_reason"],
+            baseline_seconds=baseline["seconds"],
+            protection_ssim=protection_ssim(record, baseline),
+        )
     record.update(judge(record).to_dict())
     if not config.metrics.show_sources:
         for row in record["per_image"]:
@@ -96,6 +132,11 @@ def run_record(result: RunResult) -> RunRecord:
         "labels": result.plan.batch.labels.contiguous(),
         "used_labels": result.reconstruction.labels.contiguous(),
     }
+    if result.prior is not None:
+        tensors["prior"] = result.prior.float().contiguous()
+    if result.baseline is not None:
+        base = result.baseline
+        tensors["baseline_reconstructions"] = base.reconstruction.images[base.matched].contiguous()
     return RunRecord(
         run_id=identity,
         metrics=metrics,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from medleak.defenses.spec import describe_chain
 from medleak.experiments.sqlite_store import StoredRun
 from medleak.findings.outcome import (
     AGREES,
@@ -301,8 +302,7 @@ def finding_4(runs: Sequence[StoredRun]) -> list[Outcome]:
 
 
 def _defense(run: StoredRun) -> str:
-    parts = [d if isinstance(d, str) else str(d) for d in run.config.get("defenses", [])]
-    return " + ".join(parts) or "none"
+    return describe_chain(run.config.get("defenses", []))
 
 
 def finding_5(runs: Sequence[StoredRun]) -> list[Outcome]:

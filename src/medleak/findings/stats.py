@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medleak.experiments.sqlite_store import StoredRun
+from medleak.metrics.verdict import ssim_above_floor
 
 PHANTOM = "phantoms"
 SAMPLE = "X-ray sample"
@@ -46,14 +47,9 @@ def _finite(value: Any) -> bool:
 
 
 def leak(metrics: dict[str, Any]) -> float | None:
-    """SSIM above the stronger floor (the prior image's or the blank image's; the blank one for
-    runs stored before the prior floor existed), clipped at 0, as the frontier measures it."""
-    ssim = metrics.get("ssim")
-    if not _finite(ssim):
-        return None
-    keys = ("floor_ssim", "blank_ssim", "prior_ssim")
-    floors = [float(metrics[k]) for k in keys if _finite(metrics.get(k))]
-    return max(0.0, float(ssim) - (max(floors) if floors else 0.0))
+    """SSIM above the stronger floor (blank or prior image; blank in records without a prior),
+    clipped at 0: the verdict's and the frontier's leakage axis."""
+    return ssim_above_floor(metrics)
 
 
 def source_of(run: StoredRun) -> str:

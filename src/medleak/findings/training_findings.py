@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from medleak.defenses.spec import describe_chain
 from medleak.experiments.sqlite_store import StoredRun
 from medleak.findings.attack_findings import MARGIN, attack_label
 from medleak.findings.outcome import (
@@ -35,15 +36,14 @@ ACCURACY_MARGIN = 0.025
 
 
 def _defense(config: dict) -> str:
-    parts = [d if isinstance(d, str) else str(d) for d in config.get("defenses", [])]
-    return " + ".join(parts) or "none"
+    return describe_chain(config.get("defenses", []))
 
 
 def noise_multiplier(defense: str) -> float:
     """z of the ``dp`` stage of a chain (0 for none), read through the defense spec parser."""
     from medleak.defenses import resolve_spec
 
-    for stage in defense.split(" + "):
+    for stage in defense.split(" -> "):
         if not stage.startswith("dp"):
             continue
         try:

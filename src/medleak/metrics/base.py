@@ -24,6 +24,7 @@ NEEDS = {
     "gallery": "no gallery of other images was given",
     "labels": "the attack reported no labels",
     "start": "no initial image given",
+    "prior": "no distractor or auxiliary images to average into a prior image",
 }
 
 
@@ -59,13 +60,23 @@ class Inputs:
     gallery_patients: Sequence[str | None] | None
     lpips_weights: Path | None
     similarity: str
+    # what the server knows without the update: 1 x C x H x W (``metrics.prior``), and from where
+    prior: torch.Tensor | None = None
+    prior_source: str | None = None
 
     def has(self, need: str) -> bool:
         return {
             "gallery": self.gallery is not None,
             "labels": self.used_labels is not None,
             "start": self.initial is not None,
+            "prior": self.prior is not None,
         }[need]
+
+    @cached_property
+    def prior_ssim(self) -> torch.Tensor:
+        """Per-image SSIM of the prior image (shared by prior_ssim, the floor and RDLV)."""
+        assert self.prior is not None
+        return ssim(self.prior.expand_as(self.originals), self.originals)
 
     @cached_property
     def ssim(self) -> torch.Tensor:

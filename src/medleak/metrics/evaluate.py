@@ -67,6 +67,8 @@ def evaluate(
     gallery_patients: Sequence[str | None] | None = None,
     lpips_weights: Path | None = None,
     similarity: str = DEFAULT_SIMILARITY,
+    prior: torch.Tensor | None = None,
+    prior_source: str | None = None,
 ) -> Scores:
     """Score a reconstruction (N x C x H x W in [0, 1], attack order) against the originals.
 
@@ -76,7 +78,10 @@ def evaluate(
     and label accuracy do not use that matching.
 
     ``blank_psnr`` / ``blank_ssim`` score a uniform mid-gray image against the same originals:
-    the floor a reconstruction must clear before its PSNR/SSIM say anything leaked.
+    the floor a reconstruction must clear before its PSNR/SSIM say anything leaked. ``prior``
+    (1 x C x H x W, see ``metrics.prior``) is what the server draws without any update, the mean
+    of images it holds; ``prior_psnr`` / ``prior_ssim`` score it the same way, ``floor_psnr`` /
+    ``floor_ssim`` are the stronger of the two floors, and RDLV is taken against it.
 
     ``reid_chance`` in ``to_dict`` is the rate random guessing reaches (1 - (1 - 1/G)^N for N
     victims in a gallery of G, which is 1/G for a single image) and ``reid_p_value`` the chance
@@ -106,6 +111,8 @@ def evaluate(
         gallery_patients=gallery_patients,
         lpips_weights=lpips_weights,
         similarity=similarity,
+        prior=None if prior is None else prior.detach().double().cpu(),
+        prior_source=prior_source,
     )
     values: dict[str, Value] = {}
     for name, metric in METRICS.items():

@@ -68,12 +68,24 @@ def _reid(inputs: Inputs) -> Value:
 
 
 def _rdlv(inputs: Inputs) -> Value:
-    values, reasons = rdlv(inputs.ssim, inputs.start_ssim)
+    # NVFlare defines RDLV against a prior image; without one, against the attack's start.
+    if inputs.has("prior"):
+        reference, against = inputs.prior_ssim, "prior"
+    elif inputs.has("start"):
+        reference, against = inputs.start_ssim, "start"
+    else:
+        return METRICS["rdlv"].absent(
+            "neither a prior image nor the attack's start was given", len(inputs.matched)
+        )
+    values, reasons = rdlv(inputs.ssim, reference)
+    if against == "prior":
+        reasons = [r.replace("init", "prior") if r else r for r in reasons]
     cleaned = [finite(v) for v in values]
     headline = mean(cleaned)
     first = next((r for r in reasons if r), "no defined value")
     why = {"rdlv_reason": first} if headline is None else {}
-    return Value({"rdlv": headline}, {"rdlv": cleaned, "rdlv_reason": list(reasons)}, why)
+    summary = {"rdlv": headline, "rdlv_reference": against}
+    return Value(summary, {"rdlv": cleaned, "rdlv_reason": list(reasons)}, why)
 
 
 def _label_accuracy(inputs: Inputs) -> Value:
@@ -97,6 +109,35 @@ def _blank_ssim(inputs: Inputs) -> Value:
     return per_image_value("blank_ssim", ssim(_blank(inputs), inputs.originals).tolist())
 
 
+def _prior_psnr(inputs: Inputs) -> Value:
+    assert inputs.prior is not None
+    prior = inputs.prior.expand_as(inputs.originals)
+    return per_image_value("prior_psnr", psnr(prior, inputs.originals).tolist())
+
+
+def _prior_ssim(inputs: Inputs) -> Value:
+    value = per_image_value("prior_ssim", inputs.prior_ssim.tolist())
+    return Value({**value.summary, "prior_source": inputs.prior_source}, value.columns)
+
+
+def _floor(inputs: Inputs, name: str, score) -> Value:  # noqa: ANN001
+    """The stronger floor: the higher of the blank image's and the prior image's batch means."""
+    floors = [mean(score(_blank(inputs), inputs.originals).tolist())]
+    if inputs.has("prior"):
+        prior = inputs.prior.expand_as(inputs.originals)
+        floors.append(mean(score(prior, inputs.originals).tolist()))
+    defined = [f for f in floors if f is not None]
+    return Value({name: max(defined) if defined else None})
+
+
+def _floor_psnr(inputs: Inputs) -> Value:
+    return _floor(inputs, "floor_psnr", psnr)
+
+
+def _floor_ssim(inputs: Inputs) -> Value:
+    return _floor(inputs, "floor_ssim", ssim)
+
+
 def _start_ssim(inputs: Inputs) -> Value:
     return per_image_value("start_ssim", inputs.start_ssim.tolist())
 
@@ -114,6 +155,16 @@ METRICS: dict[str, Metric] = {
     # The floor: what a uniform mid-gray image scores (batch means only).
     "blank_psnr": Metric("blank_psnr", "blank PSNR (dB)", True, _blank_psnr, columns=()),
     "blank_ssim": Metric("blank_ssim", "blank SSIM", True, _blank_ssim, columns=()),
+    # The prior floor: the mean of images the server holds (distractors or --auxiliary), per
+    # image too; and the stronger of the two floors, which every verdict rule compares with.
+    "prior_psnr": Metric(
+        "prior_psnr", "prior-image PSNR (dB)", True, _prior_psnr, needs=("prior",), per_image=()
+    ),
+    "prior_ssim": Metric(
+        "prior_ssim", "prior-image SSIM", True, _prior_ssim, needs=("prior",), per_image=()
+    ),
+    "floor_psnr": Metric("floor_psnr", "floor PSNR (dB)", True, _floor_psnr, columns=()),
+    "floor_ssim": Metric("floor_ssim", "floor SSIM", True, _floor_ssim, columns=()),
     "start_ssim": Metric(
         "start_ssim", "SSIM of the start image", True, _start_ssim, needs=("start",), columns=()
     ),
@@ -137,7 +188,7 @@ METRICS: dict[str, Metric] = {
         limits=(0.0, 1.0),
     ),
     "rdlv": Metric(
-        "rdlv", "RDLV", True, _rdlv, needs=("start",),
+        "rdlv", "RDLV", True, _rdlv,
         columns=("rdlv", "rdlv_reason"), per_image=(Cell("rdlv", "RDLV", 2),),
     ),
     "label_accuracy": Metric(

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from medleak.experiments.audit_store import FAILED, load_audits
 from medleak.experiments.sqlite_store import SweepStore
-from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE
+from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, floors
 from medleak.report.grid import grid_png
 from medleak.report.html import BADGES, _table, fmt, fmt_bits
 
@@ -97,8 +97,9 @@ def federation_verdict(records: Sequence[dict[str, Any]]) -> tuple[str, str]:
         scores = best.get("scores") or {}
         return LEAKS, (
             f"Leaks: the server rebuilt the images of {len(leaks)} of the {n} client updates "
-            f"it attacked ({span}); best mean SSIM {fmt(scores.get('ssim'))} against a blank "
-            f"image's {fmt(scores.get('blank_ssim'))}."
+            f"it attacked ({span}); best mean SSIM {fmt(scores.get('ssim'))} against the "
+            f"floor's {fmt(floors(scores)['floor_ssim'])} (the stronger of a blank image and the "
+            "mean of other images)."
         )
     if not any(r.get("scores") for r in attacked):
         return INCONCLUSIVE, (
@@ -184,7 +185,7 @@ def _row(record: dict[str, Any], labels: dict[str, str]) -> list[str | tuple[str
         ", ".join(f"{k} {v}" for k, v in (record.get("recovered_composition") or {}).items()),
         fmt(scores.get("psnr"), 1),
         fmt(scores.get("ssim"), 3),
-        fmt(scores.get("blank_ssim"), 3),
+        fmt(floors(scores)["floor_ssim"], 3),
         str(record.get("verdict") or ""),
         str(guard.get("outcome") or ""),
     ]
@@ -200,7 +201,7 @@ HEADERS = (
     "recovered labels",
     "PSNR (dB)",
     "SSIM",
-    "blank SSIM",
+    "floor SSIM",
     "verdict",
     "guard",
 )

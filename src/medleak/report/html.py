@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from medleak.data.batch import CLASS_NAMES
+from medleak.defenses import describe_chain
 from medleak.errors import MedleakError
 from medleak.experiments.stores import (
     CONFIG_FILE,
@@ -32,6 +33,7 @@ from medleak.experiments.stores import (
 )
 from medleak.metrics.registry import METRICS
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, judge
+from medleak.output_targets import claim_file, starts_with
 from medleak.private_files import private_dir, write_private
 from medleak.report.grid import grid_png
 from medleak.report.plots import comparison_chart, side_by_side, trace_plot
@@ -204,8 +206,14 @@ def summary_line(m: dict[str, Any]) -> str:
     if _is_num(m.get("blank_ssim")) and _is_num(m.get("blank_psnr")):
         parts[-1] += (
             f" (a blank gray image scores SSIM {fmt(m.get('blank_ssim'))}, "
-            f"PSNR {fmt(m.get('blank_psnr'), 1)} dB)"
+            f"PSNR {fmt(m.get('blank_psnr'), 1)} dB"
         )
+        if _is_num(m.get("prior_ssim")) and _is_num(m.get("prior_psnr")):
+            parts[-1] += (
+                f"; the mean of other images SSIM {fmt(m.get('prior_ssim'))}, "
+                f"PSNR {fmt(m.get('prior_psnr'), 1)} dB"
+            )
+        parts[-1] += ")"
     labels = _count(m.get("label_accuracy"), None, n)
     if labels:
         if m.get("labels_source") == "known":
@@ -268,18 +276,9 @@ def _table(
 
 def _defense_text(m: dict[str, Any]) -> str:
     defenses = m.get("defenses")
-    if not isinstance(defenses, list) or not defenses:
-        return "none" if isinstance(defenses, list) else "n/a"
-    parts = []
-    for d in defenses:
-        if isinstance(d, dict):
-            params = d.get("params") or {}
-            shown = params.items() if isinstance(params, dict) else []
-            args = ", ".join(f"{k}={v}" for k, v in shown if v is not None)
-            parts.append(f"{d.get('name', '?')}({args})" if args else str(d.get("name", "?")))
-        else:
-            parts.append(str(d))
-    return " then ".join(parts)
+    if not isinstance(defenses, list):
+        return "n/a"
+    return describe_chain(defenses)
 
 
 def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
@@ -405,6 +404,97 @@ def _grid_html(view: RunView) -> str:
     return f'<p class="note">No images to show: no {TENSORS_FILE} and no {GRID_FILE}.</p>'
 
 
+def _gray_png(image: torch.Tensor, side: int = 128) -> bytes:
+    """One C x H x W image in [0, 1] as a gray PNG, enlarged (nearest) to about ``side`` px."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    gray = image.detach().float().cpu().mean(dim=0).clamp(0, 1).numpy()
+    picture = Image.fromarray((gray * 255).round().astype(np.uint8))
+    scale = max(1, side // max(gray.shape))
+    picture = picture.resize(
+        (gray.shape[1] * scale, gray.shape[0] * scale), Image.Resampling.NEAREST
+    )
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _floors_html(view: RunView) -> str:
+    """The two floors as images: a blank gray square and the prior image (the mean of images the
+    server holds), each with the scores it gets against the originals."""
+    m, originals = view.metrics, view.tensors.get("originals")
+    if originals is None or not _is_num(m.get("blank_ssim")):
+        return ""
+    figures = [
+        (
+            torch.full_like(originals[0].float(), 0.5),
+            "blank gray image",
+            m.get("blank_ssim"),
+            m.get("blank_psnr"),
+        )
+    ]
+    prior = view.tensors.get("prior")
+    if prior is not None and _is_num(m.get("prior_ssim")):
+        held = "auxiliary images" if m.get("prior_source") == "auxiliary" else "other images"
+        figures.append((prior[0], f"mean of {held}", m.get("prior_ssim"), m.get("prior_psnr")))
+    cells = "".join(
+        f'<figure class="floor">{_img(_gray_png(image), label, "floor")}<figcaption>'
+        f"{escape(label)}<br>SSIM {fmt(ssim)}, PSNR {fmt(psnr_, 1)} dB</figcaption></figure>"
+        for image, label, ssim, psnr_ in figures
+    )
+    return f"""
+  <h3>What the server knows without the update (the floors)</h3>
+  <p class="hint">A reconstruction shows a leak only above the stronger of these: floor SSIM
+  {escape(fmt(m.get("floor_ssim", m.get("blank_ssim"))))}, PSNR
+  {escape(fmt(m.get("floor_psnr", m.get("blank_psnr")), 1))} dB.</p>
+  <div class="floors">{cells}</div>"""
+
+
+def _baseline_html(view: RunView) -> str:
+    """The same attack on the undefended update of the same batch, beside the defended run."""
+    m = view.metrics
+    if m.get("baseline_verdict") is None:
+        if m.get("defenses"):
+            return (
+                '<p class="note">The undefended update was not attacked (--no-baseline), so this '
+                "run cannot say how much the defense protected.</p>"
+            )
+        return ""
+    protection = m.get("protection_ssim")
+    bought = (
+        f" The defense removed {fmt(protection)} of SSIM above the floor."
+        if _is_num(protection) and protection >= 0
+        else (
+            f" The defended update leaked {fmt(-protection)} more SSIM above the floor than the "
+            "undefended one: the attack budget, not the defense, decided."
+            if _is_num(protection)
+            else ""
+        )
+    )
+    text = (
+        f"Baseline: the same attack with the same budget on this batch's undefended update "
+        f"rebuilt SSIM {fmt(m.get('baseline_ssim'))}, PSNR {fmt(m.get('baseline_psnr'), 1)} dB, "
+        f"re-identified {m.get('baseline_reid_count', 'n/a')} of {m.get('num_images', 'n/a')}; "
+        "its verdict: "
+        f"{m.get('baseline_verdict')}.{bought}"
+    )
+    originals = view.tensors.get("originals")
+    recon = view.tensors.get("baseline_reconstructions")
+    grid = ""
+    if originals is not None and recon is not None and originals.shape == recon.shape:
+        png = grid_png(originals, recon)
+        grid = _img(png, f"originals and the undefended baseline of {view.name}", "grid")
+    badge = BADGES.get(str(m.get("baseline_verdict")), "warn")
+    return f"""
+  <h3>Without the defense (baseline): originals (top), rebuilt (bottom)
+  <span class="badge {badge}">{escape(str(m.get("baseline_verdict")))}</span></h3>
+  <p class="baseline">{escape(text)}</p>
+  {grid}"""
+
+
 def _provenance(m: dict[str, Any]) -> str:
     keys = ("schema", "medleak_version", "git_commit", "torch_version", "cpu", "threads")
     parts = [f"{k} {m[k]}" for k in keys if m.get(k) is not None]
@@ -447,10 +537,13 @@ def run_section(view: RunView, index: int) -> str:
   {dev}
   <h3>Originals (top) and what the server rebuilt (bottom)</h3>
   {_grid_html(view)}
+  {_floors_html(view)}
+  {_baseline_html(view)}
   <h3>Per image</h3>
   <p class="hint">Ordered by image number. PSNR and SSIM: higher = closer to the original
   (SSIM 1 = identical). Re-id rank 1 = the reconstruction picks out this exact image among all
-  candidates. RDLV: relative gain over the attack's starting image.</p>
+  candidates. RDLV: relative SSIM gain over the prior image (the mean of other images; the
+  attack's starting image in runs without one).</p>
   {table}
   <h3>Attack loss</h3>
   {trace}
@@ -539,7 +632,9 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.15em 1e
   font-size: 0.92em; }
 dl.facts dt { font-weight: 600; color: #555; } dl.facts dd { margin: 0; }
 img { max-width: 100%; height: auto; display: block; margin: 0.4em 0; }
-img.grid, img.side-by-side { image-rendering: pixelated; }
+img.grid, img.side-by-side, img.floor { image-rendering: pixelated; }
+.floors { display: flex; flex-wrap: wrap; gap: 1em; }
+figure.floor { margin: 0; font-size: 0.85em; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.4em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -636,8 +731,12 @@ gallery of other images; ssim64-std is the similarity used (SSIM on standardised
 copies)</dd>
 <dt>p-value</dt><dd>how often random guessing would do at least as well; below 0.05 the result
 is not luck</dd>
-<dt>RDLV</dt><dd>relative leakage: how much closer the rebuilt image is than the attack's
-starting image</dd>
+<dt>RDLV</dt><dd>relative leakage: how much closer the rebuilt image is than the prior image
+(the mean of other images, what the server knows without the update)</dd>
+<dt>floor</dt><dd>what an attacker scores without the update: the stronger of a blank gray image
+and the mean of other images of the same source</dd>
+<dt>baseline</dt><dd>the same attack on the same batch's undefended update; a defense is judged
+against it</dd>
 <dt>epsilon, delta</dt><dd>the differential-privacy guarantee; smaller epsilon = stronger</dd>
 </dl></details>
 """
@@ -729,8 +828,12 @@ def report_path(out: Path | str, *, force: bool) -> Path:
     out = Path(out)
     if out.is_dir():
         out = out / "report.html"
-    if out.exists() and not force:
-        raise MedleakError(f"{out} already exists; choose another --out or pass --force")
+    claim_file(
+        out,
+        what="report",
+        is_own=lambda path: starts_with(path, b"<title>medleak report"),
+        force=force,
+    )
     return out
 
 

@@ -21,6 +21,7 @@ the degradation list in its metadata.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from medleak.attacks.priors.classical import gaussian_blur
-from medleak.errors import ConfigError
+from medleak.errors import ConfigError, RunFailed
 from medleak.flags import option
 
 FORMAT = "medleak-prior-unet-v1"
@@ -59,6 +60,23 @@ class TrainConfig:
     seed: int = option(0, "--seed", "seed for data and training")
     batch: int = 8
     lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        """Refuse an absurd size or count before any image is made, naming the flag."""
+        ranges = {
+            "--image-size": (self.image_size, 16, 1024),
+            "--count": (self.count, 1, 1_000_000),
+            "--epochs": (self.epochs, 1, 100_000),
+            "--width": (self.width, 1, 1024),
+            "batch": (self.batch, 1, 1_000_000),
+        }
+        for name, (value, low, high) in ranges.items():
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be in {low}..{high}, got {value}")
+        if self.image_size % 4:
+            raise ConfigError(f"--image-size must be a multiple of 4, got {self.image_size}")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= 10):
+            raise ConfigError(f"lr must be in (0, 10], got {self.lr}")
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -200,8 +218,19 @@ def train_prior_file(
     net, loss = train_prior(
         images, config, None if progress is None else (lambda loss: progress(total, loss))
     )
+    if not math.isfinite(loss):  # a diverged prior is a failed run, never a file
+        raise RunFailed(f"the prior's training loss became {loss}; lower its learning rate")
     save_prior(net, config, path, loss)
     return loss
+
+
+def is_prior_file(path: Path) -> bool:
+    """True when ``path`` is a prior medleak wrote (what ``train-prior --force`` may replace)."""
+    try:
+        prior_metadata(path)
+    except ConfigError:
+        return False
+    return True
 
 
 def prior_metadata(path: str | Path) -> dict[str, str]:

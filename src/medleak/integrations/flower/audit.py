@@ -125,6 +125,8 @@ class AuditStrategy(DecodeStrategy):
     secure_aggregation: the federation sums updates under secure aggregation, so individual
     updates are not visible; the audit records that and attacks nothing.
     data_note: what the clients' images are (e.g. "synthetic phantoms"), copied into records.
+    distractors: images of other patients the server holds (N x 1 x H x W, same size as the
+    clients'): the re-identification gallery and the prior-image floor of every verdict.
     """
 
     def __init__(
@@ -140,8 +142,12 @@ class AuditStrategy(DecodeStrategy):
         seed: int = 0,
         keys: m.TrainKeys = m.DEFAULT_KEYS,
         history: bool = False,
+        distractors: torch.Tensor | None = None,
     ) -> None:
         super().__init__(strategy, model, keys, history)
+        # auxiliary images the server holds (other patients, same modality): the gallery and the
+        # prior floor its verdicts use; without them a hospital's own 2 images cannot decide
+        self.distractors = distractors
         self.store = Path(store)
         self.plan = plan or AttackPlan()
         self.use_originals = use_originals
@@ -210,7 +216,7 @@ class AuditStrategy(DecodeStrategy):
         seed = int(np.random.SeedSequence([self.seed, server_round, node]).generate_state(1)[0])
         started = time.perf_counter()
         try:
-            probe = run_probe(update, model, self.plan, seed, originals)
+            probe = run_probe(update, model, self.plan, seed, originals, self.distractors)
         except Exception as exc:  # an audit must never stop the federation
             record.update(status="attack-failed", reason=f"{type(exc).__name__}: {exc}")
             save_audit(self.store, record, {})

@@ -29,6 +29,7 @@ from medleak.integrations.flower import messages as m
 from medleak.integrations.flower.client import remembered_batch
 from medleak.integrations.flower.mods import client_seed, defended_chain, encode_reply
 from medleak.integrations.flower.probe import AttackPlan, judge, run_probe
+from medleak.metrics.verdict import floors
 
 GUARD_KEY = "medleak.guard"
 
@@ -47,10 +48,11 @@ def over_threshold(
     """Whether the update must not leave: verdict "leaks", SSIM above floor + margin, or RDLV."""
     if verdict == "leaks":
         return True, "verdict: leaks"
-    ssim, blank = scores.get("ssim"), scores.get("blank_ssim")
-    if ssim_margin is not None and ssim is not None and blank is not None:
-        if ssim > blank + ssim_margin:
-            return True, f"SSIM {ssim:.3f} above the blank floor {blank:.3f} + {ssim_margin}"
+    ssim = scores.get("ssim")
+    floor = floors(scores)["floor_ssim"]  # the stronger of the blank and prior-image floors
+    if ssim_margin is not None and ssim is not None and floor is not None:
+        if ssim > floor + ssim_margin:
+            return True, f"SSIM {ssim:.3f} above the floor {floor:.3f} + {ssim_margin}"
     value = scores.get("rdlv")
     if rdlv is not None and value is not None and value > rdlv:
         return True, f"RDLV {value:.3f} above {rdlv}"

@@ -19,6 +19,7 @@ from medleak.attacks import AttackOptions, Reconstruction, ServerKnowledge, get_
 from medleak.errors import MedleakError
 from medleak.fl.update import Update
 from medleak.metrics import evaluate
+from medleak.metrics.prior import prior_image
 from medleak.metrics.verdict import INCONCLUSIVE
 from medleak.metrics.verdict import judge as judge_metrics
 
@@ -48,8 +49,14 @@ def run_probe(
     plan: AttackPlan,
     seed: int,
     originals: tuple[torch.Tensor, torch.Tensor] | None = None,
+    distractors: torch.Tensor | None = None,
 ) -> Probe:
-    """Attack ``update`` on ``model`` (already holding the global weights); score if possible."""
+    """Attack ``update`` on ``model`` (already holding the global weights); score if possible.
+
+    ``distractors``: images of other patients the scorer holds (N x 1 x H x W, e.g. the server's
+    auxiliary pool). They join the re-identification gallery, so a hospital's 2 images can still
+    reach significance, and their mean is the prior-image floor (``metrics.prior``).
+    """
     labels = originals[1] if originals is not None and plan.options.labels == "known" else None
     options = plan.options
     if options.labels == "known" and labels is None:
@@ -73,6 +80,9 @@ def run_probe(
             used_labels=reconstruction.labels,
             sources=[f"image-{i}" for i in range(images.shape[0])],
             patients=None,
+            gallery=distractors,
+            prior=None if distractors is None else prior_image(distractors),
+            prior_source=None if distractors is None else "auxiliary",
         ).to_dict()
     return Probe(reconstruction, seconds, scores)
 
