@@ -191,12 +191,32 @@ def _summary(record: dict[str, Any], out: Path) -> str:
             f"re-identified {record['reid_rate']:.0%} of the victims "
             f"(chance {record['reid_chance']:.1%} in a gallery of {record['gallery_size']})"
         )
+    lines.extend(_other_summary_lines(record))
     from medleak.metrics.verdict import judge
 
     verdict = judge(record)
     lines.append(f"verdict: {verdict.reason}")
     lines.append(f"results in {out}/ (metrics.json, reconstruction.png, report.html)")
     return "\n".join(lines)
+
+
+#: Summary keys the lines above already say in words.
+_SAID = {"psnr", "ssim", "floor_psnr", "floor_ssim", "reid_rate"}
+
+
+def _other_summary_lines(record: dict[str, Any]) -> list[str]:
+    """Any other registered summary metric (``Metric.summary``): a metric someone adds shows in
+    the console without a line written for it here."""
+    from medleak.metrics.registry import summary_cells
+
+    lines = []
+    for cell in summary_cells():
+        value = record.get(cell.key)
+        if cell.key in _SAID or value is None:
+            continue
+        shown = f"{value:.{cell.digits}f}" if isinstance(value, float) and cell.digits else value
+        lines.append(f"{cell.header}: {shown}")
+    return lines
 
 
 def command_attack(args: argparse.Namespace) -> int:

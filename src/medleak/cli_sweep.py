@@ -394,9 +394,7 @@ def command_results(args: argparse.Namespace) -> int:
             "runs",
             "accuracy",
             "accuracy_range",
-            "ssim",
-            "psnr",
-            "reid_rate",
+            *_summary_keys(),
             "epsilon",
             "bits_ratio",
         ]
@@ -411,14 +409,10 @@ def command_results(args: argparse.Namespace) -> int:
             "accuracy",
             "accuracy_95ci",
             "learned",
-            "psnr",
-            "floor_psnr",
-            "ssim",
-            "floor_ssim",
+            *_summary_keys(),
             "protection_ssim",
             "baseline_verdict",
             "verdict",
-            "reid_rate",
             "epsilon",
             "bits_ratio",
             "error",
@@ -440,6 +434,13 @@ def _add_judged_columns(rows: list[dict[str, Any]], runs: list[Any]) -> None:
         row.update(judged.get(row["hash"], {}))
 
 
+def _summary_keys() -> tuple[str, ...]:
+    """The metrics every run shows, from the metric registry (``Metric.summary``)."""
+    from medleak.metrics.registry import summary_cells
+
+    return tuple(dict.fromkeys(cell.key for cell in summary_cells()))
+
+
 def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     # one row per value AND kind: a metric both kinds carry means different things (an attack
     # run's epsilon is its one update's, a training's is accounted over every round)
@@ -450,7 +451,7 @@ def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     out = []
     for (value, kind), members in groups.items():
         entry: dict[str, Any] = {key: value, "kind": kind, "runs": len(members)}
-        for metric in ("accuracy", "ssim", "psnr", "reid_rate", "epsilon", "bits_ratio"):
+        for metric in ("accuracy", *_summary_keys(), "epsilon", "bits_ratio"):
             numbers = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
             entry[metric] = sum(numbers) / len(numbers) if numbers else None
         accuracies = [m["accuracy"] for m in members if isinstance(m.get("accuracy"), (int, float))]

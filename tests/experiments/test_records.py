@@ -25,7 +25,8 @@ TINY = {
     "defenses": ["gaussian:sigma=0.1"],
 }
 SPEC = {
-    "base": TINY,
+    # no added no-defense baselines: the store below is what the first scheme's sweep wrote
+    "base": {**TINY, "metrics": {**TINY["metrics"], "baseline": False}},
     "grid": {"model.round": [0, 1]},
     "list": [{"seed": 3}],
     # local_lr pinned at the default of the scheme-1 days (now 0.1): the ids below hash it

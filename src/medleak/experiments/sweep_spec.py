@@ -181,8 +181,10 @@ def expand(
     wanted = len(assignments)
     # Each defended point's baseline: the same run with no defense (same data, model, FL
     # settings, attack, seed, batch). Appended after the spec's own runs; the ids dedupe the
-    # ones the grid already has, and those it lacks are counted as added.
-    assignments.extend({**a, "defenses": []} for a in assignments[:wanted])
+    # ones the grid already has, and those it lacks are counted as added. A spec whose base sets
+    # metrics.baseline: false (as --no-baseline does for one attack) asks for none.
+    if (base.get("metrics") or {}).get("baseline") is not False:
+        assignments.extend({**a, "defenses": []} for a in assignments[:wanted])
     sweep = Sweep(path)
     seen: set[str] = set()
     trainings: dict[str, Job] = {}
