@@ -131,6 +131,7 @@ def test_results_csv_and_table_carry_intervals_floors_and_verdicts(tmp_path, cap
     assert rows["none-t"]["accuracy_ci_low"] == "0.81" and rows["none-t"]["learned"] == "True"
     topk = rows["topk-a"]
     assert topk["verdict"] == NO_MEASURABLE_LEAKAGE and topk["baseline_verdict"] == LEAKS
+    assert topk["verdict_reason"].startswith("No measurable leakage")
     assert float(topk["floor_ssim"]) == 0.1 and float(topk["floor_psnr"]) == 12.0
     assert abs(float(topk["protection_ssim"]) - (0.7 - 0.02)) < 1e-9
     assert rows["none-a"]["verdict"] == LEAKS and rows["none-a"]["protection_ssim"] == ""

@@ -374,8 +374,8 @@ def _budget_warning(settings: list[Setting]) -> str | None:
     return (
         '<p class="verdict warn budget">The attack budget is too small to rank defenses: under '
         f"{names} the attack rebuilt more than it did from the undefended update of the same "
-        f"batches, so the budget, not the defense, decided. Raise {options} in the spec and "
-        "run the sweep again before ranking.</p>"
+        f"batches, so the budget, not the defense, decided. Raise {options} in the spec (or "
+        "use a stronger attack) and run the sweep again before ranking.</p>"
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from medleak.experiments.sqlite_store import StoredRun
 from medleak.fl.utility import stored_utility
-from medleak.metrics.verdict import Verdict, judge
+from medleak.metrics.verdict import Verdict, floors, judge, ssim_above_floor
 
 
 def _num(value: Any) -> float | None:
@@ -28,22 +28,14 @@ def _num(value: Any) -> float | None:
 
 
 def floor_of(metrics: Mapping[str, Any], metric: str) -> float | None:
-    """The stronger floor of ``ssim`` or ``psnr``: ``floor_*`` when recorded, else the larger of
-    the blank and prior images' scores (a store written before the prior floor: the blank's)."""
-    recorded = _num(metrics.get(f"floor_{metric}"))
-    if recorded is not None:
-        return recorded
-    candidates = [_num(metrics.get(f"{k}_{metric}")) for k in ("blank", "prior")]
-    present = [v for v in candidates if v is not None]
-    return max(present) if present else None
+    """The stronger floor of ``ssim`` or ``psnr`` (``metrics.verdict.floors``: ``floor_*`` when
+    recorded, else the larger of the blank and prior images' scores, the blank's in old stores)."""
+    return floors(metrics)[f"floor_{metric}"]
 
 
 def leakage(metrics: Mapping[str, Any]) -> float | None:
-    """Mean SSIM above the stronger floor; 0 when the reconstruction is no better than it."""
-    ssim = _num(metrics.get("ssim"))
-    if ssim is None:
-        return None
-    return max(0.0, ssim - (floor_of(metrics, "ssim") or 0.0))
+    """Mean SSIM above the stronger floor, 0 at or below it (``metrics.verdict``'s axis)."""
+    return ssim_above_floor(metrics)
 
 
 def baseline_key(config: Mapping[str, Any]) -> str:
@@ -86,9 +78,9 @@ def baseline_metrics(run: StoredRun, index: Mapping[str, StoredRun]) -> Mapping[
 
 
 def judge_point(metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> Verdict:
-    """The verdict of one attack run given its baseline: every sweep verdict comes through here,
-    so the frontier, its ranking and ``medleak results`` cannot disagree."""
-    return judge(metrics)
+    """The verdict of one attack run given its baseline (``metrics.verdict.judge``): every sweep
+    verdict comes through here, so the frontier, its ranking and ``medleak results`` agree."""
+    return judge(metrics, baseline)
 
 
 def baseline_verdict(baseline: Mapping[str, Any] | None) -> str | None:
@@ -217,6 +209,7 @@ def run_columns(runs: list[StoredRun]) -> dict[str, dict[str, Any]]:
                 "floor_psnr": floor_of(run.metrics, "psnr"),
                 "ssim_above_floor": point.leak,
                 "verdict": point.verdict.outcome,
+                "verdict_reason": point.verdict.reason,  # judged now, with the baseline
                 "baseline_verdict": point.baseline_verdict,
                 "protection_ssim": point.protection,
             }
