@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from medleak.cli import main
-from medleak.cli_sweep import _grouped
+from medleak.cli.sweep import _grouped
 from medleak.experiments.sqlite_store import SweepStore
 from medleak.experiments.sweep_spec import expand
 from medleak.fl.utility import wilson_interval

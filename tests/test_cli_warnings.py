@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from medleak.cli import _one_line_warning
+from medleak.cli import one_line_warning as _one_line_warning
 
 
 def test_warnings_name_their_origin() -> None:

@@ -13,7 +13,7 @@ from typing import Literal
 import pytest
 
 from medleak.cli import OneLineParser, build_parser
-from medleak.cli_flags import add_config_flags, config_overrides
+from medleak.cli.flags import add_config_flags, config_overrides
 from medleak.experiments.config import (
     AttackConfig,
     RunConfig,

@@ -11,15 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medleak.cli.common import CHECK_HELP, EXIT_RUN_FAILED
 from medleak.errors import ConfigError, RunFailed
 from medleak.output_targets import claim_folder
 from medleak.private_files import private_dir, write_private
 from medleak.strict_json import non_finite, strict_json
 from medleak.yaml_input import read_yaml
 
-CHECK_HELP = "validate the options and exit (nothing is computed or written)"
 DEFAULT_MAX_RUNS = 10_000
-EXIT_RUN_FAILED = 3  # some runs failed (recorded in the store); 2 is only for bad input
 TRAIN_FILE = "train.json"
 
 
@@ -163,7 +162,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 def command_train(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
-    from medleak.cli import _set_threads
+    from medleak.cli.common import set_threads
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
     from medleak.experiments.run import model_for
@@ -197,7 +196,7 @@ def command_train(args: argparse.Namespace) -> int:
     claim_folder(
         out, what="training", is_own=_holds_training, own_files=_training_files, force=args.force
     )
-    _set_threads(args.threads if args.threads is not None else config.threads)
+    set_threads(args.threads if args.threads is not None else config.threads)
     split = load_split(config.data.federation_spec(), config.seed, train.eval_split)
     model = model_for(config, split.classes)
     print(f"data: {split.description}")

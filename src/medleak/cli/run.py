@@ -1,112 +1,27 @@
-"""The command line: parse, call experiments/report, print. Errors are one line: bad input exits 2,
-a failed run (diverged attack, out of memory) exits 3."""
+"""``medleak attack``, ``demo``, ``defenses``, ``report`` and ``train-prior``: one client update
+attacked and scored, and what each of these commands prints."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from medleak.errors import MedleakError, RunFailed
-
-EXIT_USAGE = 2
-EXIT_RUN_FAILED = 3
+from medleak.cli.common import CHECK_HELP, set_threads
+from medleak.errors import MedleakError
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is a single line rather than usage text plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _attack_arguments(parser: argparse.ArgumentParser, config_flags: bool) -> None:
+def add_attack_arguments(parser: argparse.ArgumentParser, config_flags: bool) -> None:
     parser.add_argument("--config", help="YAML config; explicit options override it")
     parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
     parser.add_argument("--check", action="store_true", help=CHECK_HELP)
     if config_flags:
-        from medleak.cli_flags import add_config_flags
+        from medleak.cli.flags import add_config_flags
 
         add_config_flags(parser)  # one flag per config field that declares one
-
-
-CHECK_HELP = "validate the options and exit (nothing is computed or written)"
-#: Commands whose flags are generated from config fields (``cli_flags``).
-GENERATED_FLAGS = ("attack", "train-prior")
-
-
-def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentParser:
-    """The parser. Only the commands in ``full`` get their flags generated from config fields:
-    that metadata lives in the domain packages, and importing them imports torch (seconds)."""
-    parser = OneLineParser(
-        prog="medleak",
-        description="How much of a client's chest X-rays can a federated-learning server rebuild?",
-    )
-    parser.add_argument("--version", action="version", version=f"medleak {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    attack = commands.add_parser("attack", help="attack one client update and score it")
-    _attack_arguments(attack, "attack" in full)
-    demo = commands.add_parser(
-        "demo", help="a small attack on synthetic phantoms (under a minute on 2 cores)"
-    )
-    demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    demo.add_argument("--force", action="store_true", help="replace another run in --out")
-    commands.add_parser("defenses", help="list every obfuscation with its parameters")
-    prior = commands.add_parser(
-        "train-prior", help="train the learned post-processing prior (a small U-Net)"
-    )
-    prior.add_argument("--out", required=True, help="output .safetensors file")
-    if "train-prior" in full:
-        from medleak.attacks.priors.learned import TrainConfig
-        from medleak.cli_flags import add_config_flags
-
-        add_config_flags(prior, TrainConfig, grouped=False)
-    prior.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    prior.add_argument("--quiet", action="store_true", help="no progress bar")
-    prior.add_argument("--force", action="store_true", help="replace a prior already at --out")
-    prior.add_argument("--check", action="store_true", help=CHECK_HELP)
-    from medleak.cli_sweep import add_parsers
-
-    add_parsers(commands)
-    from medleak.cli_findings import add_parser as add_findings_parser
-
-    add_findings_parser(commands)
-    report = commands.add_parser("report", help="one HTML report from one or more run folders")
-    report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
-    report.add_argument(
-        "--out", default=None, help="HTML file to write, or a folder (DIR/report.html)"
-    )
-    report.add_argument(
-        "--pdf", default=None, help="also print the report to this PDF file (headless Chromium)"
-    )
-    report.add_argument("--force", action="store_true", help="replace existing report files")
-    return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("medleak")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _set_threads(threads: int | None) -> None:
-    """Apply --threads (None keeps torch's default)."""
-    import torch
-
-    if threads is None:
-        return
-    if threads < 1:
-        raise MedleakError(f"threads must be >= 1, got {threads}")
-    torch.set_num_threads(threads)
 
 
 def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, Any]:
@@ -118,7 +33,7 @@ def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, A
     from medleak.progress import Progress
     from medleak.report import render_run
 
-    _set_threads(config.threads)
+    set_threads(config.threads)
     # Record the thread count actually used: results are reproducible per thread count.
     config.threads = torch.get_num_threads()
     prepare_run_folder(out, force=force)
@@ -220,7 +135,7 @@ def _other_summary_lines(record: dict[str, Any]) -> list[str]:
 
 
 def command_attack(args: argparse.Namespace) -> int:
-    from medleak.cli_flags import config_overrides
+    from medleak.cli.flags import config_overrides
     from medleak.experiments.config import RunConfig, apply_overrides, load_config
 
     base = load_config(args.config) if args.config else RunConfig()
@@ -305,7 +220,7 @@ def command_report(args: argparse.Namespace) -> int:
 
 def command_train_prior(args: argparse.Namespace) -> int:
     from medleak.attacks.priors.learned import TrainConfig, is_prior_file, train_prior_file
-    from medleak.cli_flags import config_overrides
+    from medleak.cli.flags import config_overrides
     from medleak.experiments.config import build
     from medleak.output_targets import claim_file
 
@@ -315,7 +230,7 @@ def command_train_prior(args: argparse.Namespace) -> int:
     if args.check:
         print("the options are valid")
         return 0
-    _set_threads(args.threads)
+    set_threads(args.threads)
     claim_file(Path(args.out), what="prior", is_own=is_prior_file, force=args.force)
     from medleak.progress import Progress
 
@@ -334,130 +249,3 @@ def command_train_prior(args: argparse.Namespace) -> int:
             bar.close()
     print(f"prior written to {args.out} (final training loss {loss:.4g})")
     return 0
-
-
-def _sweep_command(name: str) -> Any:
-    def command(args: argparse.Namespace) -> int:
-        from medleak import cli_sweep
-
-        return getattr(cli_sweep, f"command_{name}")(args)
-
-    return command
-
-
-def _findings_command(args: argparse.Namespace) -> int:
-    from medleak.cli_findings import command_findings
-
-    return command_findings(args)
-
-
-COMMANDS = {
-    "sweep": _sweep_command("sweep"),
-    "train": _sweep_command("train"),
-    "results": _sweep_command("results"),
-    "findings": _findings_command,
-    "attack": command_attack,
-    "train-prior": command_train_prior,
-    "demo": command_demo,
-    "defenses": command_defenses,
-    "report": command_report,
-}
-
-
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled exactly as Ctrl-C: the sweep's workers are stopped, one line printed."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
-    """medleak's own warnings as one line; a library's named as that library's, not ours."""
-    origin = _warning_origin(str(filename))
-    text = _one_line(str(message), False)
-    if origin == "medleak":
-        return f"medleak: warning: {text}\n"
-    return f"medleak: warning from {origin}: {text}\n"
-
-
-def _warning_origin(filename: str) -> str:
-    """The top-level package a warning was raised in (from its file's path)."""
-    parts = Path(filename).parts
-    for marker in ("site-packages", "dist-packages", "src"):
-        if marker in parts[:-1]:
-            index = len(parts) - 1 - parts[::-1].index(marker)
-            if index + 1 < len(parts):
-                return Path(parts[index + 1]).stem
-    return Path(filename).stem or "python"
-
-
-def _one_line(text: str, show_sources: bool) -> str:
-    """A message as one line, data file names pseudonymised unless ``--show-sources``."""
-    from medleak.private_files import redact_sources
-
-    text = " ".join(text.split())
-    return text if show_sources else redact_sources(text)
-
-
-def _command(argv: Sequence[str]) -> str | None:
-    """The subcommand named in ``argv`` (the top level has options only, no values)."""
-    return next((arg for arg in argv if not arg.startswith("-")), None)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    import signal
-    import warnings
-
-    warnings.formatwarning = _one_line_warning
-    # a library's warning repeats per call site and per round: say it once per run
-    for category in (UserWarning, FutureWarning):
-        warnings.filterwarnings("once", category=category)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:
-        build_parser(full=()).print_help()
-        return 0
-    # Only the command asked for gets its generated flags; the others start without torch.
-    try:
-        args = build_parser(full=[_command(argv) or ""]).parse_args(argv)
-    except SystemExit as exc:  # a usage error (its one line is printed): return its code
-        if exc.code in (0, None):
-            raise  # --help, --version
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    shown = bool(getattr(args, "show_sources", False))
-
-    def say(kind: str, text: str) -> None:
-        print(f"medleak {args.command}: {kind}: {_one_line(text, shown)}", file=sys.stderr)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread (an embedding application): leave SIGTERM alone
-        previous = None
-    try:
-        return COMMANDS[args.command](args)
-    except MedleakError as exc:
-        say("error", str(exc))
-        return EXIT_USAGE
-    except RunFailed as exc:
-        say("run failed", str(exc))
-        return EXIT_RUN_FAILED
-    except MemoryError:
-        say("run failed", "out of memory")
-        return EXIT_RUN_FAILED
-    except KeyboardInterrupt as exc:
-        print(f"medleak {args.command}: interrupted", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
-    except OSError as exc:
-        say("error", f"{exc.strerror or exc}: {exc.filename}")
-        return EXIT_USAGE
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
