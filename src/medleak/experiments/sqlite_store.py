@@ -238,7 +238,7 @@ class SweepStore:
             (error, time.time(), seconds, run_id),
         )
 
-    def acquire(self, run_id: str, owner: str, ttl: float = LEASE_SECONDS) -> bool:
+    def acquire(self, run_id: str, owner: str, ttl: float | None = None) -> bool:
         """Take the lease on a run (False when another live sweep holds it).
 
         A lease is (owner, heartbeat). It is free when nobody holds it, when its heartbeat is
@@ -246,6 +246,7 @@ class SweepStore:
         this machine that no longer exists (killed: no need to wait out the ``ttl``).
         """
         now = time.time()
+        ttl = LEASE_SECONDS if ttl is None else ttl
         with self._transaction():
             row = self._db.execute(
                 "SELECT owner, heartbeat FROM leases WHERE run_id = ?", (run_id,)
