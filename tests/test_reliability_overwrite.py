@@ -126,3 +126,19 @@ def test_the_rule_itself_on_folders_and_files(tmp_path: Path):
         claim_file(target, what="x", is_own=lambda p: True, force=False)
     claim_file(target, what="x", is_own=lambda p: True, force=True)
     assert target.read_text() == "user"  # claiming removes nothing: the writer replaces it
+
+
+def test_findings_replaces_only_its_own_document(tmp_path):
+    from medleak.report.findings.document import TITLE, check_writable
+
+    out = tmp_path / "docs"
+    out.mkdir()
+    doc = out / "FINDINGS.md"
+    doc.write_text("# My own findings\n")
+    for force in (False, True):
+        with pytest.raises(MedleakError, match="did not write|not a findings document"):
+            check_writable(out, force)
+    doc.write_text(f"{TITLE}\n\nearlier results\n")
+    with pytest.raises(MedleakError, match="--force"):
+        check_writable(out, False)
+    check_writable(out, True)
