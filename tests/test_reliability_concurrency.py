@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from medleak.experiments import ray_reaper
 from medleak.experiments import sweep as sweep_module
 from medleak.experiments.sqlite_store import SweepStore
 from medleak.experiments.sweep import run_sweep
@@ -157,3 +158,42 @@ def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path: Path) -> None:
     assert not any(_alive(w) for w in workers)
     with SweepStore(store) as db:  # the interrupted sweep gave its leases back
         assert db.acquire(db.runs(status="running")[0].run_id, "next-sweep", ttl=3600)
+
+
+def test_the_ray_reaper_kills_what_a_killed_driver_started_and_nothing_else(tmp_path):
+    """The mechanism behind "after kill -9 of a Ray sweep its Ray processes are gone": a driver
+    starts a detached process (as ``ray.init`` starts its agents), the driver is killed, the
+    reaper kills that process; a process the driver did not start is left alone."""
+    pid_file = tmp_path / "child.pid"
+    driver_code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],"
+        " start_new_session=True)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(120)\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", driver_code])
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    reaper = subprocess.Popen(
+        [sys.executable, ray_reaper.__file__, str(driver.pid)],
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        time.sleep(1.5)  # the reaper has looked at the driver's descendants
+        driver.kill()
+        driver.wait()
+        end = time.monotonic() + 10
+        while time.monotonic() < end and _alive(child):
+            time.sleep(0.2)
+        assert not _alive(child), "the killed driver's process outlived it"
+        assert reaper.wait(timeout=10) == 0
+        assert bystander.poll() is None  # not the driver's: untouched
+    finally:
+        for process in (driver, bystander, reaper):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
