@@ -229,3 +229,33 @@ def test_any_value_of_a_training_key_is_accepted_or_one_line(capsys, tmp_path, k
     code = main(["train", "--set", f"{key}={value}", "--out", str(tmp_path / "t"), "--check"])
     _check_outcome(code, capsys.readouterr().err)
     assert not (tmp_path / "t").exists()
+
+
+@FAST
+@given(
+    option=st.sampled_from(
+        [
+            ("sweep", "--workers"),
+            ("sweep", "--threads"),
+            ("sweep", "--max-runs"),
+            ("train", "--threads"),
+            ("train-prior", "--threads"),
+        ]  # fmt: skip
+    ),
+    value=NUMBERS,
+)
+def test_any_value_of_a_hand_declared_count_is_accepted_or_one_line(
+    capsys, tmp_path, option, value
+):
+    command, flag = option
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("base: {attack: {iterations: 1}}\n")
+    target = tmp_path / "target"
+    where = {
+        "sweep": [str(spec), "--store", str(target)],
+        "train": ["--out", str(target)],
+        "train-prior": ["--out", str(target)],
+    }[command]
+    code = main([command, *where, f"{flag}={value}", "--check"])
+    _check_outcome(code, capsys.readouterr().err)
+    assert not target.exists()

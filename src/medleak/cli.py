@@ -96,14 +96,22 @@ def _version() -> str:
         return "unknown"
 
 
+MAX_THREADS = 4096
+
+
+def check_threads(threads: int | None) -> None:
+    """Refuse a --threads torch cannot take (it would overflow inside torch: a traceback)."""
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise MedleakError(f"--threads must be in [1, {MAX_THREADS}], got {threads}")
+
+
 def _set_threads(threads: int | None) -> None:
     """Apply --threads (None keeps torch's default)."""
     import torch
 
     if threads is None:
         return
-    if threads < 1:
-        raise MedleakError(f"threads must be >= 1, got {threads}")
+    check_threads(threads)
     torch.set_num_threads(threads)
 
 
@@ -272,8 +280,7 @@ def command_train_prior(args: argparse.Namespace) -> int:
     from medleak.output_targets import claim_file
 
     config = build(TrainConfig, config_overrides(args, TrainConfig))
-    if args.threads is not None and args.threads < 1:
-        raise MedleakError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
     if args.check:
         print("the options are valid")
         return 0

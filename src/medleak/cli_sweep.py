@@ -142,7 +142,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 def command_train(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
-    from medleak.cli import _set_threads
+    from medleak.cli import _set_threads, check_threads
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
     from medleak.experiments.run import model_for
@@ -165,8 +165,7 @@ def command_train(args: argparse.Namespace) -> int:
 
     _merge(train, train_raw, "train.")
     train.check()
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
     chain = build_chain(config.defenses)
     out = Path(args.out)
     if args.check:
