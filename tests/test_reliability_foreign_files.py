@@ -128,6 +128,13 @@ def test_writers_refuse_a_store_of_another_schema_untouched(tmp_path, capsys):
     with pytest.raises(MedleakError, match="not a medleak store"):
         SweepStore(path)
     assert _fingerprint(path) == before
+    text = tmp_path / "notes.txt"
+    text.write_text("a user's notes\n")
+    os.chmod(text, 0o644)
+    before = _fingerprint(text)
+    assert main(["sweep", str(spec), "--store", str(text), "--quiet"]) == 2
+    assert "not a medleak store" in _one_line(capsys.readouterr().err)
+    assert _fingerprint(text) == before  # mode 0644 kept: no chmod before the refusal
 
 
 def test_a_new_or_empty_file_becomes_a_private_store(tmp_path):
