@@ -94,3 +94,19 @@ def test_a_warning_that_names_a_file_is_pseudonymised_too():
             1,
         )
     assert PATIENT not in line and line.count("\n") == 1
+
+
+def test_results_hides_a_name_an_older_store_kept(tmp_path, capsys):
+    from medleak.experiments.sqlite_store import SweepStore
+
+    store = tmp_path / "old.db"
+    with SweepStore(store) as db:  # as a sweep before issue 23 recorded a data error
+        db.mark_running("r1", "attack", "", {"metrics": {"show_sources": False}}, None)
+        db.fail("r1", f"DataError: NORMAL/{PATIENT}.jpeg: not a readable image")
+        db.mark_running("r2", "attack", "", {"metrics": {"show_sources": True}}, None)
+        db.fail("r2", f"DataError: NORMAL/{PATIENT}_shown.jpeg: not a readable image")
+    assert main(["results", str(store), "--csv"]) == 0  # --csv lists finished runs only
+    assert main(["results", str(store)]) == 0
+    out = capsys.readouterr().out
+    # r1's error shows the pseudonym; only r2 (run with --show-sources) shows the real name
+    assert out.count("person1234") == 1 and "img-" in out

@@ -13,7 +13,7 @@ from typing import Any
 
 from medleak.errors import ConfigError, RunFailed
 from medleak.output_targets import claim_folder
-from medleak.private_files import private_dir, write_private
+from medleak.private_files import private_dir, redact_sources, write_private
 from medleak.strict_json import non_finite, strict_json
 from medleak.yaml_input import read_yaml
 
@@ -253,7 +253,9 @@ def run_row(run: Any) -> dict[str, Any]:
     for key, value in run.metrics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:
             row.setdefault(key, value)
-    row["error"] = run.error
+    shown = (run.config.get("metrics") or {}).get("show_sources")
+    # a store written before errors were pseudonymised may hold a patient's file name
+    row["error"] = run.error if run.error is None or shown else redact_sources(run.error)
     return row
 
 
