@@ -189,6 +189,22 @@ def _summary(record: dict[str, Any], out: Path) -> str:
     return "\n".join(lines)
 
 
+def _check_attack(config: Any) -> None:
+    """``attack --check``: what a run would refuse, without loading images or attacking."""
+    from medleak.attacks.priors import check_prior
+    from medleak.experiments.sweep_spec import check_run
+
+    check_run(config)
+    source = config.data.source.strip()
+    if source.lower() != "phantom" and not Path(source).expanduser().exists():
+        raise MedleakError(f"data not found: {source}")
+    if config.model.weights:
+        from medleak.models.weights import read_state_dict
+
+        read_state_dict(config.model.weights)
+    check_prior(config.attack.options().prior)
+
+
 def command_attack(args: argparse.Namespace) -> int:
     from medleak.cli_flags import config_overrides
     from medleak.experiments.config import RunConfig, apply_overrides, load_config
@@ -196,16 +212,7 @@ def command_attack(args: argparse.Namespace) -> int:
     base = load_config(args.config) if args.config else RunConfig()
     config = apply_overrides(base, config_overrides(args))
     if args.check:
-        from medleak.experiments.sweep_spec import check_run
-
-        check_run(config)
-        source = config.data.source.strip()
-        if source.lower() != "phantom" and not Path(source).expanduser().exists():
-            raise MedleakError(f"data not found: {source}")
-        if config.model.weights:
-            from medleak.models.weights import read_state_dict
-
-            read_state_dict(config.model.weights)
+        _check_attack(config)
         print("the options are valid")
         return 0
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
