@@ -197,3 +197,28 @@ def test_the_ray_reaper_kills_what_a_killed_driver_started_and_nothing_else(tmp_
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_two_sweeps_on_one_store_compute_each_run_once(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    slow = {**TINY, "attack": {**TINY["attack"], "iterations": 15}}
+    spec.write_text(yaml.safe_dump({"base": slow, "grid": {"seed": list(range(4))}}))
+    store = tmp_path / "s.db"
+    command = [sys.executable, "-m", "medleak.cli", "sweep", str(spec), "--store", str(store),
+               "--quiet"]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not store.exists():
+        time.sleep(0.2)
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outs = [p.communicate(timeout=600) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    with SweepStore(store, create=False) as db:
+        runs = db.runs()
+    assert len(runs) == 4 and all(r.status == "finished" for r in runs)
+    import sqlite3
+
+    attempts = sqlite3.connect(store).execute("SELECT attempts FROM runs").fetchall()
+    assert all(a == 1 for (a,) in attempts), attempts  # no run was computed by both sweeps
+    finished = sum(int(out.split(" finished,")[0].split()[-1]) for out, _ in outs)
+    assert finished == 4, outs
