@@ -10,6 +10,7 @@ import hashlib
 import os
 import sqlite3
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,20 @@ def test_a_new_or_empty_file_becomes_a_private_store(tmp_path):
     with pytest.raises(MedleakError, match="not found"):
         SweepStore(tmp_path / "absent.db", create=False)
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_a_store_in_a_folder_nobody_can_write_is_read(tmp_path, capsys):
+    """A read-only mount: SQLite cannot create the WAL's -shm file beside the store."""
+    folder = tmp_path / "mount"
+    folder.mkdir()
+    path = _medleak_store(folder / "s.db", 0o400)
+    before = _fingerprint(path)
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here (needs root and a supporting file system)")
+    try:
+        assert main(["results", str(path)]) == 0, capsys.readouterr().err
+        assert "a1" in capsys.readouterr().out
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    assert _fingerprint(path) == before
+    assert sorted(p.name for p in folder.iterdir()) == ["s.db"]
