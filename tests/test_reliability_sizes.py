@@ -41,11 +41,11 @@ def test_a_sweep_of_too_many_runs_is_refused_before_expanding(tmp_path, capsys):
 
 
 def test_loading_more_images_than_memory_holds_is_one_line(tmp_path, capsys, monkeypatch):
-    argv = ["train-prior", "--quiet", "--count", "1000000", "--image-size", "1024", "--out",
+    argv = ["train-prior", "--quiet", "--count", "100000", "--image-size", "1024", "--out",
             str(tmp_path / "p.safetensors")]  # fmt: skip
     assert main(argv) == 2
     assert "GiB" in _line(capsys) and not (tmp_path / "p.safetensors").exists()
-    train = ["train", "--quiet", "--set", "data.phantom_count=1000000", "--set",
+    train = ["train", "--quiet", "--set", "data.phantom_count=100000", "--set",
              "data.image_size=1024", "--out", str(tmp_path / "t")]  # fmt: skip
     assert main(train) == 2
     assert "GiB" in _line(capsys)
