@@ -32,14 +32,22 @@ def on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+MAX_THREADS = 4096
+
+
+def check_threads(threads: int | None) -> None:
+    """Refuse a --threads torch cannot take (it would overflow inside torch: a traceback)."""
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise MedleakError(f"--threads must be in [1, {MAX_THREADS}], got {threads}")
+
+
 def set_threads(threads: int | None) -> None:
     """Apply --threads (None keeps torch's default)."""
     import torch
 
     if threads is None:
         return
-    if threads < 1:
-        raise MedleakError(f"threads must be >= 1, got {threads}")
+    check_threads(threads)
     torch.set_num_threads(threads)
 
 

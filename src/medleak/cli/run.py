@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medleak.cli.common import CHECK_HELP, set_threads
+from medleak.cli.common import CHECK_HELP, check_threads, set_threads
 from medleak.errors import MedleakError
 
 
@@ -134,6 +134,22 @@ def _other_summary_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _check_attack(config: Any) -> None:
+    """``attack --check``: what a run would refuse, without loading images or attacking."""
+    from medleak.attacks.priors import check_prior
+    from medleak.experiments.sweep_spec import check_run
+
+    check_run(config)
+    source = config.data.source.strip()
+    if source.lower() != "phantom" and not Path(source).expanduser().exists():
+        raise MedleakError(f"data not found: {source}")
+    if config.model.weights:
+        from medleak.models.weights import read_state_dict
+
+        read_state_dict(config.model.weights)
+    check_prior(config.attack.options().prior)
+
+
 def command_attack(args: argparse.Namespace) -> int:
     from medleak.cli.flags import config_overrides
     from medleak.experiments.config import RunConfig, apply_overrides, load_config
@@ -141,16 +157,7 @@ def command_attack(args: argparse.Namespace) -> int:
     base = load_config(args.config) if args.config else RunConfig()
     config = apply_overrides(base, config_overrides(args))
     if args.check:
-        from medleak.experiments.sweep_spec import check_run
-
-        check_run(config)
-        source = config.data.source.strip()
-        if source.lower() != "phantom" and not Path(source).expanduser().exists():
-            raise MedleakError(f"data not found: {source}")
-        if config.model.weights:
-            from medleak.models.weights import read_state_dict
-
-            read_state_dict(config.model.weights)
+        _check_attack(config)
         print("the options are valid")
         return 0
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -225,8 +232,7 @@ def command_train_prior(args: argparse.Namespace) -> int:
     from medleak.output_targets import claim_file
 
     config = build(TrainConfig, config_overrides(args, TrainConfig))
-    if args.threads is not None and args.threads < 1:
-        raise MedleakError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
     if args.check:
         print("the options are valid")
         return 0

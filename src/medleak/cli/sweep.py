@@ -14,7 +14,7 @@ from typing import Any
 from medleak.cli.common import CHECK_HELP, EXIT_RUN_FAILED
 from medleak.errors import ConfigError, RunFailed
 from medleak.output_targets import claim_folder
-from medleak.private_files import private_dir, write_private
+from medleak.private_files import private_dir, redact_sources, write_private
 from medleak.strict_json import non_finite, strict_json
 from medleak.yaml_input import read_yaml
 
@@ -162,7 +162,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 def command_train(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
-    from medleak.cli.common import set_threads
+    from medleak.cli.common import check_threads, set_threads
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
     from medleak.experiments.run import model_for
@@ -185,8 +185,7 @@ def command_train(args: argparse.Namespace) -> int:
 
     _merge(train, train_raw, "train.")
     train.check()
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
     chain = build_chain(config.defenses)
     out = Path(args.out)
     if args.check:
@@ -293,7 +292,9 @@ def run_row(run: Any) -> dict[str, Any]:
             row["bits_ratio"] = sent / raw
         elif isinstance(old_ratio, (int, float)) and old_ratio:
             row["bits_ratio"] = 1 / old_ratio
-    row["error"] = run.error
+    shown = (run.config.get("metrics") or {}).get("show_sources")
+    # a store written before errors were pseudonymised may hold a patient's file name
+    row["error"] = run.error if run.error is None or shown else redact_sources(run.error)
     return row
 
 

@@ -62,7 +62,8 @@ def read_patient(path: Path, name: str) -> str | None:
         header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         raw = header.get("PatientID", None)
     except Exception as exc:  # pydicom raises many types on malformed files
-        raise DataError(f"{name}: not a readable DICOM file ({short_reason(exc)})") from None
+        reason = short_reason(exc, path=path)
+        raise DataError(f"{name}: not a readable DICOM file ({reason})") from None
     text = str(raw).strip() if raw is not None else ""
     return patient_token(text) if text else None
 
@@ -73,7 +74,8 @@ def read_dicom(path: Path, name: str) -> np.ndarray:
     try:
         data = pydicom.dcmread(path, force=True)
     except Exception as exc:
-        raise DataError(f"{name}: not a readable DICOM file ({short_reason(exc)})") from None
+        reason = short_reason(exc, path=path)
+        raise DataError(f"{name}: not a readable DICOM file ({reason})") from None
     if not any(tag in data for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise DataError(f"{name}: DICOM file has no pixel data")
     if int(data.get("NumberOfFrames", 1) or 1) > 1:
@@ -81,7 +83,8 @@ def read_dicom(path: Path, name: str) -> np.ndarray:
     try:
         pixels = np.asarray(data.pixel_array)
     except Exception as exc:  # missing decoder plugin, truncated data, bad attributes
-        raise DataError(f"{name}: cannot decode DICOM pixel data ({short_reason(exc)})") from None
+        reason = short_reason(exc, path=path)
+        raise DataError(f"{name}: cannot decode DICOM pixel data ({reason})") from None
     photometric = str(data.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if pixels.ndim == 3:
         if pixels.shape[2] != 3:

@@ -32,7 +32,7 @@ def read_raster(path: Path, name: str) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"{name}: file not found") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise DataError(f"{name}: not a readable image ({short_reason(exc)})") from None
+        raise DataError(f"{name}: not a readable image ({short_reason(exc, path=path)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{name}: image is too large to decode safely") from None
 

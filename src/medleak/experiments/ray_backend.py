@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from medleak.errors import ConfigError
@@ -67,6 +70,21 @@ def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
         )
 
 
+def _start_reaper() -> subprocess.Popen | None:
+    """The process that kills this driver's local Ray if the driver is killed (``ray_reaper``)."""
+    if not Path("/proc/self/stat").exists():
+        return None  # the reaper reads /proc (Linux)
+    return subprocess.Popen(
+        # run as a file, not ``-m``: importing the package would import torch (seconds), and
+        # the reaper must be watching before the driver could die
+        [sys.executable, str(Path(__file__).with_name("ray_reaper.py")), str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a signal to the driver's process group is not the reaper's
+    )
+
+
 class RayBackend:
     def __init__(self, workers: int, threads: int, address: str | None = None) -> None:
         try:
@@ -78,6 +96,7 @@ class RayBackend:
         self.workers = workers
         self.threads = threads
         self._ray = ray
+        self._reaper: subprocess.Popen | None = None
         self._started = not ray.is_initialized()
         if self._started:
             # CPU-only tasks: opt in now to Ray's future default (leave accelerator variables
@@ -89,6 +108,7 @@ class RayBackend:
                 ray.init(address=address, **kwargs)
             else:
                 ray.init(num_cpus=workers * threads, **kwargs)
+                self._reaper = _start_reaper()
         self._task = ray.remote(num_cpus=threads, max_retries=0)(_remote_job)
 
     def submit(self, payload: dict[str, Any]) -> Future:
@@ -102,3 +122,7 @@ class RayBackend:
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
             self._started = False
+        if self._reaper is not None:
+            self._reaper.terminate()
+            self._reaper.wait()
+            self._reaper = None

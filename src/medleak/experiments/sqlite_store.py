@@ -118,11 +118,10 @@ class SweepStore:
             os.close(fd)
         try:
             if self.read_only:
-                uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+                self._open_read_only()
             else:
                 self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._check_schema()
+                self._check_schema()
         except sqlite3.Error as exc:
             raise MedleakError(f"{self.path} is not a medleak store ({exc})") from None
         if self.read_only:
@@ -138,6 +137,20 @@ class SweepStore:
             side = Path(f"{self.path}{suffix}")
             if side.exists():
                 os.chmod(side, 0o600)
+
+    def _open_read_only(self) -> None:
+        """``mode=ro``; where SQLite cannot even make the WAL's shared-memory file beside the
+        store (a read-only mount, an immutable folder), ``immutable=1``: nobody can write such a
+        store, so reading it as a snapshot is exact."""
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        try:
+            self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            self._check_schema()
+        except sqlite3.OperationalError:
+            self._db = sqlite3.connect(
+                uri + "&immutable=1", uri=True, timeout=30, isolation_level=None
+            )
+            self._check_schema()
 
     def _check_schema(self) -> None:
         """Refuse a file whose tables are not medleak's, before anything is written to it."""
@@ -238,7 +251,7 @@ class SweepStore:
             (error, time.time(), seconds, run_id),
         )
 
-    def acquire(self, run_id: str, owner: str, ttl: float = LEASE_SECONDS) -> bool:
+    def acquire(self, run_id: str, owner: str, ttl: float | None = None) -> bool:
         """Take the lease on a run (False when another live sweep holds it).
 
         A lease is (owner, heartbeat). It is free when nobody holds it, when its heartbeat is
@@ -246,6 +259,7 @@ class SweepStore:
         this machine that no longer exists (killed: no need to wait out the ``ttl``).
         """
         now = time.time()
+        ttl = LEASE_SECONDS if ttl is None else ttl
         with self._transaction():
             row = self._db.execute(
                 "SELECT owner, heartbeat FROM leases WHERE run_id = ?", (run_id,)

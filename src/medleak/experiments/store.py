@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,23 @@ from medleak.experiments.run import RunResult
 from medleak.experiments.stores import RunFolderStore, Store
 from medleak.metrics.verdict import judge, protection_ssim
 from medleak.private_files import source_alias
+from medleak.strict_json import finite_record
 
 
 def _json_safe(value: Any) -> Any:
-    """NaN/inf are not JSON; a number that is not finite is reported as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """NaN/inf are not JSON: a number that is not finite is written as null, and the record
+    says why under ``non_finite`` (``medleak.strict_json``)."""
+    return finite_record(_plain(value))
+
+
+def _plain(value: Any) -> Any:
+    """Tensors as lists, keys as text: what JSON can hold (non-finite numbers kept for now)."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [_plain(v) for v in value]
     if isinstance(value, torch.Tensor):
-        return _json_safe(value.tolist())
+        return _plain(value.tolist())
     return value
 
 

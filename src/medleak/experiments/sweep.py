@@ -258,7 +258,9 @@ def run_sweep(
                 elif queue and not any(ready(j) for j in queue):
                     raise RuntimeError("sweep scheduler stalled")  # unreachable by construction
                 continue
-            done, _ = wait(list(running), timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED)
+            # wake for the heartbeat, and sooner when a run another sweep holds is to be looked at
+            timeout = min(HEARTBEAT_SECONDS, LEASE_POLL_SECONDS) if deferred else HEARTBEAT_SECONDS
+            done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
             if time.time() - renewed >= HEARTBEAT_SECONDS:
                 store.renew(owner)
                 renewed = time.time()

@@ -25,6 +25,7 @@ from torch.func import functional_call
 
 from medleak.data import DataSpec, open_dataset
 from medleak.data.batch import Batch
+from medleak.data.dataset import check_images_fit
 from medleak.errors import ConfigError
 from medleak.fl.accountant import PrivacyAccountant
 from medleak.fl.client import buffers_of, parameters_of
@@ -131,6 +132,7 @@ def _concat(batches: Sequence[Batch]) -> Batch:
 
 
 def _load_all(dataset: Any) -> Batch:
+    check_images_fit(len(dataset), dataset.image_size, dataset.name)  # the total, not a chunk
     chunks = [
         dataset.load(list(range(i, min(i + 64, len(dataset))))) for i in range(0, len(dataset), 64)
     ]
