@@ -309,46 +309,71 @@ def _checked(field_: dataclasses.Field[Any], hint: Any, value: Any, key: str) ->
     return value
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Convert a YAML/CLI value to the field's type, or say which key is wrong.
+_NO = object()  # "this converter does not take the value"
 
-    A ``Literal`` converts to its values' type; whether the value is one of them is the domain
-    object's check (its message names the choices).
-    """
-    options = scalar_options(hint)
-    if value is None:
-        if type(None) in options:
-            return None
-        raise ConfigError(f"config key {key!r} must not be empty")
+
+def _to_bool(value: Any, key: str) -> Any:
+    return value if isinstance(value, bool) else _NO
+
+
+def _to_int(value: Any, key: str) -> Any:
+    if isinstance(value, bool):
+        return _NO
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        if len(value.strip()) > 30:
+            raise ConfigError(f"config key {key!r} is too large, got {value[:30]}...")
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return _NO
+
+
+def _to_float(value: Any, key: str) -> Any:
+    if isinstance(value, bool):
+        return _NO
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return _NO
+
+
+def _to_str(value: Any, key: str) -> Any:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _NO
+
+
+_CONVERTERS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+
+
+def _alternatives(hint: Any) -> list[Any]:
+    """The types a value may take: ``int | None`` -> [int, NoneType]; a ``Literal`` -> the types
+    of its values (whether the value is one of them is the domain object's check)."""
     expanded: list[Any] = []
-    for option_ in options:
+    for option_ in scalar_options(hint):
         if typing.get_origin(option_) is Literal:
             expanded.extend(dict.fromkeys(type(v) for v in typing.get_args(option_)))
         else:
             expanded.append(option_)
+    return expanded
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the field's type, or say which key is wrong (trying the
+    annotation's alternatives in order)."""
+    expanded = _alternatives(hint)
+    if value is None:
+        if type(None) in expanded:
+            return None
+        raise ConfigError(f"config key {key!r} must not be empty")
     for option_ in expanded:
-        if option_ is type(None):
-            continue
-        if option_ is bool and isinstance(value, bool):
-            return value
-        if option_ is int and not isinstance(value, bool):
-            if isinstance(value, int):
-                return value
-            if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-                if len(value.strip()) > 30:
-                    raise ConfigError(f"config key {key!r} is too large, got {value[:30]}...")
-                return int(value)
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-        if option_ is float and not isinstance(value, bool):
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                pass
-        if option_ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
         if typing.get_origin(option_) is list:
             return list(value) if isinstance(value, (list, tuple)) else [value]
+        convert = _CONVERTERS.get(option_)
+        if convert is not None and (converted := convert(value, key)) is not _NO:
+            return converted
     names = " or ".join(getattr(o, "__name__", str(o)) for o in expanded)
     raise ConfigError(f"config key {key!r} must be {names}, got {value!r}")
 

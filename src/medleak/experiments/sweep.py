@@ -160,6 +160,194 @@ class LocalBackend:
         self._pool = None
 
 
+class Scheduler:
+    """One sweep's run: the queue (trainings first), what is running, what another sweep holds,
+    and the crash bookkeeping, in fields; ``run()`` loops until nothing is left.
+
+    A run is leased in the store before it starts (a second sweep on the same store waits for it
+    and skips it once finished); an attack on a training's round waits for that training; a
+    worker death retries the runs it took down once, then runs a suspect alone so a second death
+    names it.
+    """
+
+    def __init__(
+        self,
+        sweep: Sweep,
+        store: SweepStore,
+        backend: Any,
+        rerun: bool,
+        progress: Callable[[str, Job, dict[str, Any] | None], None] | None,
+    ) -> None:
+        self.store, self.backend, self.progress = store, backend, progress
+        self.summary = SweepSummary(total=len(sweep.jobs))
+        todo = plan_todo(sweep, store, rerun, self.summary)
+        self.owner, self.began = lease_owner(), time.time()
+        self.renewed = self.began
+        #: leased by another sweep: job, when to look again
+        self.deferred: dict[str, tuple[Job, float]] = {}
+        self.pending_train = {j.run_id for j in todo if j.kind == "train"}
+        self.queue = [j for j in todo if j.kind == "train"] + [
+            j for j in todo if j.kind == "attack"
+        ]
+        self.failed_train: dict[str, str] = {}
+        self.suspects: dict[str, int] = {}
+        self.running: dict[Future, Job] = {}
+        self.capacity = getattr(backend, "workers", 1)
+
+    def report(self, event: str, job: Job, result: dict[str, Any] | None = None) -> None:
+        if self.progress is not None:
+            self.progress(event, job, result)
+
+    def record_failure(self, job: Job, error: str, seconds: float | None = None) -> None:
+        self.store.fail(job.run_id, error, seconds)
+        self.summary.failed += 1
+        self.summary.errors.append(f"{job.kind} {job.run_id} ({job.label}): {error}")
+        if job.kind == "train":
+            self.failed_train[job.run_id] = error
+            self.pending_train.discard(job.run_id)
+        self.report("failed", job, {"error": error})
+
+    def ready(self, job: Job) -> bool:
+        needs = job.kind == "attack" and job.config["model"].get("round") is not None
+        return not (needs and job.train_id in self.pending_train)
+
+    def payload(self, job: Job) -> dict[str, Any] | None:
+        data = {**dataclasses.asdict(job)}
+        if job.kind == "attack" and job.config["model"].get("round") is not None:
+            if job.train_id in self.failed_train:
+                self.record_failure(job, f"its training {job.train_id} failed")
+                return None
+            blob = self.store.blob(job.train_id or "", _round_blob(job))
+            if blob is None:
+                self.record_failure(job, f"training {job.train_id} has no saved {_round_blob(job)}")
+                return None
+            data["state"] = blob
+        return data
+
+    def take(self, job: Job) -> bool:
+        """Lease the run; a run another sweep holds waits, one it finished meanwhile is skipped."""
+        if self.store.finished_since(job.run_id, self.began):
+            self.summary.skipped += 1
+            if job.kind == "train":
+                self.pending_train.discard(job.run_id)
+            self.report("skipped", job)
+            return False
+        if not self.store.acquire(job.run_id, self.owner):
+            self.deferred[job.run_id] = (job, time.monotonic() + LEASE_POLL_SECONDS)
+            return False
+        if self.store.finished_since(job.run_id, self.began):  # finished as the lease freed
+            self.store.release(self.owner, job.run_id)
+            return self.take(job)
+        return True
+
+    def requeue_deferred(self) -> None:
+        now = time.monotonic()
+        for run_id, (job, when) in list(self.deferred.items()):
+            if when <= now:
+                del self.deferred[run_id]
+                self.queue.insert(0, job)
+
+    def start_ready(self) -> None:
+        """Submit queued runs while there is capacity (a suspect runs alone)."""
+        alone = any(j.run_id in self.suspects for j in self.running.values())
+        while self.queue and len(self.running) < self.capacity and not alone:
+            pick = next((j for j in self.queue if self.ready(j)), None)
+            if pick is None:
+                break
+            if pick.run_id in self.suspects and self.running:
+                break  # a suspect runs alone, so a second death names it
+            self.queue.remove(pick)
+            if not self.take(pick):
+                continue
+            data = self.payload(pick)
+            if data is None:
+                self.store.release(self.owner, pick.run_id)
+                continue
+            self.store.mark_running(pick.run_id, pick.kind, pick.label, pick.config, pick.train_id)
+            self.running[self.backend.submit(data)] = pick
+            self.report("started", pick)
+            alone = pick.run_id in self.suspects
+
+    def idle(self) -> None:
+        """Nothing running: wait for a run another sweep holds, or find the queue stalled."""
+        if self.deferred and (not self.queue or not any(self.ready(j) for j in self.queue)):
+            # only runs another sweep holds are left (or wait for one): look again soon
+            soonest = min(w for _, w in self.deferred.values())
+            time.sleep(max(0.0, soonest - time.monotonic()))
+        elif self.queue and not any(self.ready(j) for j in self.queue):
+            raise RuntimeError("sweep scheduler stalled")  # unreachable by construction
+
+    def collect(self) -> None:
+        """Wait for finished runs (waking for the heartbeat) and record them."""
+        # sooner when a run another sweep holds is to be looked at
+        timeout = min(HEARTBEAT_SECONDS, LEASE_POLL_SECONDS) if self.deferred else HEARTBEAT_SECONDS
+        done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
+        if time.time() - self.renewed >= HEARTBEAT_SECONDS:
+            self.store.renew(self.owner)
+            self.renewed = time.time()
+        broken: list[Job] = []
+        for future in done:
+            job = self.running.pop(future)
+            self.store.release(self.owner, job.run_id)
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                broken.append(job)
+                continue
+            except Exception as exc:  # the backend could not run it at all
+                self.record_failure(job, f"{type(exc).__name__}: {exc}".splitlines()[0])
+                continue
+            self.record(job, result)
+        if broken:
+            self.recover(broken)
+
+    def record(self, job: Job, result: dict[str, Any]) -> None:
+        if result["status"] != "finished":
+            self.record_failure(job, result["error"], result.get("seconds"))
+            return
+        self.store.finish(
+            job.run_id,
+            result["metrics"],
+            result.get("curves"),
+            result.get("blobs", {}),
+            result["seconds"],
+            result["provenance"],
+        )
+        self.summary.finished += 1
+        if job.kind == "train":
+            self.pending_train.discard(job.run_id)
+        self.report("finished", job, result)
+
+    def recover(self, broken: list[Job]) -> None:
+        """A worker died: every run it took down is retried once, then failed as the suspect."""
+        broken.extend(self.running.values())
+        self.running.clear()
+        how = self.backend.reset()
+        for job in broken:
+            self.suspects[job.run_id] = self.suspects.get(job.run_id, 0) + 1
+            if self.suspects[job.run_id] >= 2 or len(broken) == 1:
+                self.record_failure(job, f"{DIED}: {how}" if how else DIED)
+            else:
+                self.queue.insert(0, job)
+                self.report("retry", job)
+
+    def run(self) -> SweepSummary:
+        try:
+            while self.queue or self.running or self.deferred:
+                self.requeue_deferred()
+                self.start_ready()
+                if not self.running:
+                    self.idle()
+                    continue
+                self.collect()
+            self.backend.close()
+        except BaseException:
+            self.backend.close(abort=True)
+            self.store.release(self.owner)  # interrupted: another sweep may take these runs
+            raise
+        return self.summary
+
+
 def run_sweep(
     sweep: Sweep,
     store: SweepStore,
@@ -168,143 +356,4 @@ def run_sweep(
     progress: Callable[[str, Job, dict[str, Any] | None], None] | None = None,
 ) -> SweepSummary:
     """Run what is not finished; returns counts (see :class:`SweepSummary`)."""
-    summary = SweepSummary(total=len(sweep.jobs))
-    todo = plan_todo(sweep, store, rerun, summary)
-    owner, began = lease_owner(), time.time()
-    deferred: dict[str, tuple[Job, float]] = {}  # leased by another sweep: job, when to look again
-    renewed = began
-    pending_train = {j.run_id for j in todo if j.kind == "train"}
-    queue = [j for j in todo if j.kind == "train"] + [j for j in todo if j.kind == "attack"]
-    failed_train: dict[str, str] = {}
-    suspects: dict[str, int] = {}
-    running: dict[Future, Job] = {}
-    capacity = getattr(backend, "workers", 1)
-
-    def report(event: str, job: Job, result: dict[str, Any] | None = None) -> None:
-        if progress is not None:
-            progress(event, job, result)
-
-    def record_failure(job: Job, error: str, seconds: float | None = None) -> None:
-        store.fail(job.run_id, error, seconds)
-        summary.failed += 1
-        summary.errors.append(f"{job.kind} {job.run_id} ({job.label}): {error}")
-        if job.kind == "train":
-            failed_train[job.run_id] = error
-            pending_train.discard(job.run_id)
-        report("failed", job, {"error": error})
-
-    def ready(job: Job) -> bool:
-        needs = job.kind == "attack" and job.config["model"].get("round") is not None
-        return not (needs and job.train_id in pending_train)
-
-    def payload(job: Job) -> dict[str, Any] | None:
-        data = {**dataclasses.asdict(job)}
-        if job.kind == "attack" and job.config["model"].get("round") is not None:
-            if job.train_id in failed_train:
-                record_failure(job, f"its training {job.train_id} failed")
-                return None
-            blob = store.blob(job.train_id or "", _round_blob(job))
-            if blob is None:
-                record_failure(job, f"training {job.train_id} has no saved {_round_blob(job)}")
-                return None
-            data["state"] = blob
-        return data
-
-    def take(job: Job) -> bool:
-        """Lease the run; a run another sweep holds waits, one it finished meanwhile is skipped."""
-        if store.finished_since(job.run_id, began):
-            summary.skipped += 1
-            if job.kind == "train":
-                pending_train.discard(job.run_id)
-            report("skipped", job)
-            return False
-        if not store.acquire(job.run_id, owner):
-            deferred[job.run_id] = (job, time.monotonic() + LEASE_POLL_SECONDS)
-            return False
-        if store.finished_since(job.run_id, began):  # finished just before the lease was free
-            store.release(owner, job.run_id)
-            return take(job)
-        return True
-
-    try:
-        while queue or running or deferred:
-            now = time.monotonic()
-            for run_id, (job, when) in list(deferred.items()):
-                if when <= now:
-                    del deferred[run_id]
-                    queue.insert(0, job)
-            alone = any(j.run_id in suspects for j in running.values())
-            while queue and len(running) < capacity and not alone:
-                pick = next((j for j in queue if ready(j)), None)
-                if pick is None:
-                    break
-                if pick.run_id in suspects and running:
-                    break  # a suspect runs alone, so a second death names it
-                queue.remove(pick)
-                if not take(pick):
-                    continue
-                data = payload(pick)
-                if data is None:
-                    store.release(owner, pick.run_id)
-                    continue
-                store.mark_running(pick.run_id, pick.kind, pick.label, pick.config, pick.train_id)
-                running[backend.submit(data)] = pick
-                report("started", pick)
-                alone = pick.run_id in suspects
-            if not running:
-                if deferred and (not queue or not any(ready(j) for j in queue)):
-                    # only runs another sweep holds are left (or wait for one): look again soon
-                    time.sleep(max(0.0, min(w for _, w in deferred.values()) - time.monotonic()))
-                elif queue and not any(ready(j) for j in queue):
-                    raise RuntimeError("sweep scheduler stalled")  # unreachable by construction
-                continue
-            # wake for the heartbeat, and sooner when a run another sweep holds is to be looked at
-            timeout = min(HEARTBEAT_SECONDS, LEASE_POLL_SECONDS) if deferred else HEARTBEAT_SECONDS
-            done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
-            if time.time() - renewed >= HEARTBEAT_SECONDS:
-                store.renew(owner)
-                renewed = time.time()
-            broken: list[Job] = []
-            for future in done:
-                job = running.pop(future)
-                store.release(owner, job.run_id)
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    broken.append(job)
-                    continue
-                except Exception as exc:  # the backend could not run it at all
-                    record_failure(job, f"{type(exc).__name__}: {exc}".splitlines()[0])
-                    continue
-                if result["status"] == "finished":
-                    store.finish(
-                        job.run_id,
-                        result["metrics"],
-                        result.get("curves"),
-                        result.get("blobs", {}),
-                        result["seconds"],
-                        result["provenance"],
-                    )
-                    summary.finished += 1
-                    if job.kind == "train":
-                        pending_train.discard(job.run_id)
-                    report("finished", job, result)
-                else:
-                    record_failure(job, result["error"], result.get("seconds"))
-            if broken:
-                broken.extend(running.values())
-                running.clear()
-                how = backend.reset()
-                for job in broken:
-                    suspects[job.run_id] = suspects.get(job.run_id, 0) + 1
-                    if suspects[job.run_id] >= 2 or len(broken) == 1:
-                        record_failure(job, f"{DIED}: {how}" if how else DIED)
-                    else:
-                        queue.insert(0, job)
-                        report("retry", job)
-        backend.close()
-    except BaseException:
-        backend.close(abort=True)
-        store.release(owner)  # interrupted: another sweep may take these runs at once
-        raise
-    return summary
+    return Scheduler(sweep, store, backend, rerun, progress).run()

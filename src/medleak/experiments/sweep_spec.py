@@ -129,17 +129,10 @@ def _describe(assignment: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in assignment.items()) or "base"
 
 
-def expand(
-    raw: Any,
-    path: str = "spec",
-    overrides: dict[str, Any] | None = None,
-    max_runs: int | None = None,
-) -> Sweep:
-    """Expand and validate a spec mapping into jobs (raises ConfigError with one line).
-
-    ``max_runs``: refuse, before expanding anything, a spec of more runs than this (a grid of
-    10^6 runs would otherwise sit silent for minutes building its list).
-    """
+def _parts(
+    raw: Any, path: str, overrides: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """The spec's base (train section and ``--set`` folded in), grid and list, validated."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep spec must be a mapping with base/grid/list/train")
     unknown = sorted(set(raw) - set(TOP_KEYS))
@@ -166,6 +159,19 @@ def expand(
     picks = raw.get("list") or []
     if not isinstance(picks, list) or not all(isinstance(p, dict) for p in picks):
         raise ConfigError(f"{path}: 'list' must be a list of mappings of dotted keys")
+    return base, grid, picks
+
+
+def _assignments(
+    base: dict[str, Any],
+    grid: dict[str, Any],
+    picks: list[dict[str, Any]],
+    path: str,
+    max_runs: int | None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Every run's dotted keys (the grid's product, then the list, then the no-defense
+    baselines) and how many of them the spec itself asked for. The count is checked against
+    ``max_runs`` before anything is built."""
     count = (math.prod(len(v) for v in grid.values()) if grid or not picks else 0) + len(picks)
     if max_runs is not None and count > max_runs:
         raise ConfigError(
@@ -185,47 +191,89 @@ def expand(
     # metrics.baseline: false (as --no-baseline does for one attack) asks for none.
     if (base.get("metrics") or {}).get("baseline") is not False:
         assignments.extend({**a, "defenses": []} for a in assignments[:wanted])
-    sweep = Sweep(path)
-    seen: set[str] = set()
-    trainings: dict[str, Job] = {}
-    rounds_wanted: dict[str, set[int]] = {}
-    for number, assignment in enumerate(assignments, 1):
-        where = f"{path}: run {number} ({_describe(assignment)})"
-        merged = copy.deepcopy(base)
-        for key, value in assignment.items():
-            try:
-                _set_dotted(merged, str(key), value)
-            except ConfigError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
-        run_part, train_part = _split_train(merged)
+    return assignments, wanted
+
+
+def _run_config(
+    base: dict[str, Any], assignment: dict[str, Any], where: str
+) -> tuple[RunConfig, dict[str, Any] | None]:
+    """One run's validated config and its training section (None without one)."""
+    merged = copy.deepcopy(base)
+    for key, value in assignment.items():
         try:
-            config = from_dict(run_part)
+            _set_dotted(merged, str(key), value)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        check_run(config, where)
-        config_dict = config.to_dict()
-        train_dict = None
-        train_id = None
-        if train_part is not None:
-            train_dict = _train_config(train_part, where).to_dict()
-            train_id = run_id(config, "train", train_dict)
-            if train_id not in trainings:
-                trainings[train_id] = Job(
-                    "train",
-                    train_id,
-                    config_dict,
-                    train_dict,
-                    label=_describe({"defenses": config_dict["defenses"]}),
-                    legacy_id=legacy_sweep_id(config, "train", train_dict),
-                    legacy_ids=legacy_ids(config, "train", train_dict),
+    run_part, train_part = _split_train(merged)
+    try:
+        config = from_dict(run_part)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    check_run(config, where)
+    return config, train_part
+
+
+class _Trainings:
+    """The distinct trainings of a sweep (one per setting its attacks share) and the rounds
+    their attacks want saved."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.rounds: dict[str, set[int]] = {}
+
+    def add(self, config: RunConfig, train_part: dict[str, Any], where: str) -> tuple[str, dict]:
+        train = _train_config(train_part, where).to_dict()
+        train_id = run_id(config, "train", train)
+        if train_id not in self.jobs:
+            config_dict = config.to_dict()
+            self.jobs[train_id] = Job(
+                "train",
+                train_id,
+                config_dict,
+                train,
+                label=_describe({"defenses": config_dict["defenses"]}),
+                legacy_id=legacy_sweep_id(config, "train", train),
+                legacy_ids=legacy_ids(config, "train", train),
+            )
+        if config.model.round is not None:
+            if config.model.round > train["rounds"]:
+                raise ConfigError(
+                    f"{where}: model.round {config.model.round} > train.rounds {train['rounds']}"
                 )
-            if config.model.round is not None:
-                if config.model.round > train_dict["rounds"]:
-                    raise ConfigError(
-                        f"{where}: model.round {config.model.round} > train.rounds "
-                        f"{train_dict['rounds']}"
-                    )
-                rounds_wanted.setdefault(train_id, set()).add(config.model.round)
+            self.rounds.setdefault(train_id, set()).add(config.model.round)
+        return train_id, train
+
+    def finished(self) -> list[Job]:
+        for train_id, job in self.jobs.items():
+            assert job.train is not None
+            wanted = set(job.train["save_rounds"]) | self.rounds.get(train_id, set())
+            # Saved rounds are an output choice, not part of the training's identity.
+            job.train = {**job.train, "save_rounds": sorted(wanted)}
+        return list(self.jobs.values())
+
+
+def expand(
+    raw: Any,
+    path: str = "spec",
+    overrides: dict[str, Any] | None = None,
+    max_runs: int | None = None,
+) -> Sweep:
+    """Expand and validate a spec mapping into jobs (raises ConfigError with one line).
+
+    ``max_runs``: refuse, before expanding anything, a spec of more runs than this (a grid of
+    10^6 runs would otherwise sit silent for minutes building its list).
+    """
+    base, grid, picks = _parts(raw, path, overrides)
+    assignments, wanted = _assignments(base, grid, picks, path, max_runs)
+    sweep = Sweep(path)
+    seen: set[str] = set()
+    trainings = _Trainings()
+    for number, assignment in enumerate(assignments, 1):
+        where = f"{path}: run {number} ({_describe(assignment)})"
+        config, train_part = _run_config(base, assignment, where)
+        train_dict = train_id = None
+        if train_part is not None:
+            train_id, train_dict = trainings.add(config, train_part, where)
         elif config.model.round is not None:
             raise ConfigError(f"{where}: model.round needs a 'train:' section in the spec")
         job_id = run_id(config, "attack", train_dict)
@@ -238,7 +286,7 @@ def expand(
             Job(
                 "attack",
                 job_id,
-                config_dict,
+                config.to_dict(),
                 train_dict,
                 train_id,
                 _describe(assignment),
@@ -246,12 +294,7 @@ def expand(
                 legacy_ids(config, "attack", train_dict),
             )
         )
-    for train_id, job in trainings.items():
-        assert job.train is not None
-        wanted = set(job.train["save_rounds"]) | rounds_wanted.get(train_id, set())
-        # Saved rounds are an output choice, not part of the training's identity.
-        job.train = {**job.train, "save_rounds": sorted(wanted)}
-    sweep.jobs = list(trainings.values()) + sweep.jobs
+    sweep.jobs = trainings.finished() + sweep.jobs
     return sweep
 
 
