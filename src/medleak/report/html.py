@@ -37,6 +37,7 @@ from medleak.private_files import private_dir, write_private
 from medleak.report.cells import BADGES, fmt, fmt_bits, is_num, table
 from medleak.report.grid import grid_png
 from medleak.report.plots import comparison_chart, side_by_side, trace_plot
+from medleak.report.templates import Markup, render
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SIGNIFICANCE = 0.05  # below this p-value a re-identification rate is not luck
@@ -453,53 +454,29 @@ def run_section(view: RunView, index: int) -> str:
     """One run: summary, facts, grid, per-image table, loss trace, configuration."""
     m = view.metrics
     badge_cls, badge_text, verdict_reason = verdict(m)
-    facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in _facts(m))
-    notes = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in developer_notes(m))
-    dev = (
-        f'<details class="developer"><summary>Details for developers</summary>'
-        f'<dl class="facts">{notes}</dl></details>'
-        if notes
-        else ""
-    )
     rows = _per_image_rows(m)
-    per_image_table = (
-        table("per-image", per_image_headers(), rows)
-        if rows
-        else '<p class="note">No per-image scores recorded.</p>'
+    return render(
+        "run.html.j2",
+        index=index,
+        name=view.name,
+        badge_cls=badge_cls,
+        badge_text=badge_text,
+        verdict_reason=verdict_reason,
+        summary=summary_line(m),
+        facts=_facts(m),
+        notes=developer_notes(m),
+        grid=Markup(_grid_html(view)),
+        floors=Markup(_floors_html(view)),
+        baseline=Markup(_baseline_html(view)),
+        per_image=Markup(table("per-image", per_image_headers(), rows)) if rows else None,
+        trace=Markup(_img(trace_plot(view.trace), f"loss trace of {view.name}", "trace"))
+        if view.trace
+        else None,
+        trace_note=view.notes.get("trace", "no loss trace"),
+        config_text=view.config_text,
+        config_note=view.notes.get("config", "no configuration"),
+        provenance=f"{_provenance(m)}; folder {view.path}",
     )
-    if view.trace:
-        trace = _img(trace_plot(view.trace), f"loss trace of {view.name}", "trace")
-    else:
-        trace = f'<p class="note">{escape(view.notes.get("trace", "no loss trace"))}</p>'
-    config = (
-        f"<pre>{escape(view.config_text)}</pre>"
-        if view.config_text
-        else f'<p class="note">{escape(view.notes.get("config", "no configuration"))}</p>'
-    )
-    return f"""
-<section class="run" id="run-{index}">
-  <h2>{escape(view.name)} <span class="badge {badge_cls}">{escape(badge_text)}</span></h2>
-  <p class="verdict {badge_cls}">{escape(verdict_reason)}</p>
-  <p class="summary">{escape(summary_line(m))}</p>
-  <dl class="facts">{facts}</dl>
-  {dev}
-  <h3>Originals (top) and what the server rebuilt (bottom)</h3>
-  {_grid_html(view)}
-  {_floors_html(view)}
-  {_baseline_html(view)}
-  <h3>Per image</h3>
-  <p class="hint">Ordered by image number. PSNR and SSIM: higher = closer to the original
-  (SSIM 1 = identical). Re-id rank 1 = the reconstruction picks out this exact image among all
-  candidates. RDLV: relative SSIM gain over the prior image (the mean of other images; the
-  attack's starting image in runs without one).</p>
-  {per_image_table}
-  <h3>Attack loss</h3>
-  {trace}
-  <details class="config"><summary>Full configuration</summary>
-  {config}
-  <p class="provenance">{escape(_provenance(m))}; folder {escape(str(view.path))}</p>
-  </details>
-</section>"""
 
 
 def comparison_headers() -> tuple[str, ...]:
@@ -559,95 +536,6 @@ def comparison_section(views: Sequence[RunView]) -> str:
   {chart}
   {strip}
 </section>"""
-
-
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
-  max-width: 1200px; padding: 1em 2em; color: #222; line-height: 1.4; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; }
-h3 { margin: 1.2em 0 0.4em; color: #444; }
-.summary { font-size: 1.25em; background: #f4f6fa; border-left: 5px solid #4a6fa5;
-  padding: 0.6em 0.9em; }
-.badge { font-size: 0.55em; padding: 0.2em 0.6em; border-radius: 1em; vertical-align: middle;
-  color: #fff; background: #777; }
-.badge.leak { background: #c0392b; } .badge.warn { background: #d68910; }
-.badge.ok { background: #1e8449; }
-.verdict { font-size: 1.1em; font-weight: 600; border-left: 0.3em solid #888;
-  padding: 0.3em 0.6em; } .verdict.leak { border-color: #c0392b; }
-.verdict.warn { border-color: #d68910; } .verdict.ok { border-color: #1e8449; }
-.conclusion { margin: 1em 0 2em; } details.glossary dt { font-weight: 600; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.15em 1em;
-  font-size: 0.92em; }
-dl.facts dt { font-weight: 600; color: #555; } dl.facts dd { margin: 0; }
-img { max-width: 100%; height: auto; display: block; margin: 0.4em 0; }
-img.grid, img.side-by-side, img.floor { image-rendering: pixelated; }
-.floors { display: flex; flex-wrap: wrap; gap: 1em; }
-figure.floor { margin: 0; font-size: 0.85em; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 0.4em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #eef1f5; cursor: pointer; } tr:nth-child(even) td { background: #fafafa; }
-.note, .hint { color: #666; font-size: 0.9em; } .note { font-style: italic; }
-details.config { margin: 1em 0 2em; } details.config pre { background: #f7f7f7;
-  padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-.provenance { color: #888; font-size: 0.8em; }
-ul.summaries li { margin: 0.3em 0; } ul.summaries .badge { font-size: 0.8em; }
-h1, h2, h3, dd, li, .summary, .hint, .note, .provenance { overflow-wrap: anywhere; }
-table { display: block; max-width: 100%; overflow-x: auto; }
-details.config summary { cursor: pointer; font-weight: 600; }
-@media (max-width: 600px) {
-  body { padding: 0.6em 0.8em; }
-  .summary { font-size: 1.05em; }
-  dl.facts { grid-template-columns: 1fr; } dl.facts dd { margin: 0 0 0.4em; }
-  th, td { white-space: nowrap; }  /* a narrow table scrolls in its box, words stay whole */
-}
-@media print {
-  body { max-width: none; padding: 0; font-size: 10pt; }
-  section + section { break-before: page; }
-  h2, h3 { break-after: avoid; }
-  img, .summary, dl.facts { break-inside: avoid; }
-  img { max-height: 24cm; width: auto; } img.chart { max-height: 11cm; }
-  table { display: table; overflow: visible; font-size: 7.5pt; }
-  thead { display: table-header-group; } tr { break-inside: avoid; }
-  th { cursor: auto; }
-  details.config summary { list-style: none; }
-  details.config summary::-webkit-details-marker { display: none; }
-  details.config pre { white-space: pre-wrap; overflow: visible; }
-}
-"""
-
-# Optional: click a column header to sort (the tables are already ordered without it); printing
-# opens the configuration, since paper cannot be clicked.
-SORT_JS = """
-window.addEventListener('beforeprint', function () {
-  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
-});
-document.querySelectorAll('table.sortable th').forEach(function (th) {
-  th.title = 'click to sort'; th.tabIndex = 0;
-  var sort = function () {
-    var table = th.closest('table'), body = table.tBodies[0];
-    var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
-    var asc = th.getAttribute('aria-sort') !== 'ascending';
-    th.parentNode.querySelectorAll('th').forEach(function (o) { o.removeAttribute('aria-sort'); });
-    th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
-    var key = function (tr) {
-      var t = tr.children[idx].textContent.trim(), v = parseFloat(t);
-      var bytes = /^(-?[0-9.]+) (Ki|Mi|Gi)?B$/.exec(t);  // update sizes in mixed units
-      if (bytes) { v *= {Ki: 1024, Mi: 1048576, Gi: 1073741824}[bytes[2]] || 1; }
-      return isNaN(v) ? t : v;
-    };
-    Array.from(body.rows).sort(function (a, b) {
-      var x = key(a), y = key(b);
-      if (typeof x !== typeof y) { return typeof x === 'number' ? -1 : 1; }
-      return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
-    }).forEach(function (tr) { body.appendChild(tr); });
-  };
-  th.addEventListener('click', sort);
-  th.addEventListener('keydown', function (e) {
-    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); sort(); }
-  });
-});
-"""
 
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
@@ -739,17 +627,9 @@ def render_report(views: Sequence[RunView], stores: Sequence[Path] = ()) -> str:
         title = views[0].name if len(views) == 1 else f"{len(views)} runs"
     else:
         title = ", ".join(p.name for p in stores)
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>medleak report: {escape(title)}</title><style>{CSS}</style></head><body>",
-        "<h1>medleak report</h1>",
-        '<p class="hint">How much of the client\'s images an honest-but-curious federated-learning'
-        " server rebuilt from one update, and whether it could tell whose images they are.</p>",
-    ]
+    sections: list[str] = []
     if views:
-        parts.append(conclusion_section(views))
+        sections.append(conclusion_section(views))
     if stores:
         from medleak.report.audit import audit_section, store_kinds
         from medleak.report.frontier import frontier_section
@@ -757,15 +637,14 @@ def render_report(views: Sequence[RunView], stores: Sequence[Path] = ()) -> str:
         for p in stores:
             kinds = store_kinds(p)
             if "audit" in kinds:
-                parts.append(audit_section(p))
+                sections.append(audit_section(p))
             if kinds != {"audit"}:  # sweeps (or an empty store, which says so)
-                parts.append(frontier_section(p))
+                sections.append(frontier_section(p))
     if len(views) > 1:
-        parts.append(comparison_section(views))
-    parts.extend(run_section(v, i) for i, v in enumerate(views))
-    parts.append(GLOSSARY)
-    parts.append(f"<script>{SORT_JS}</script></body></html>")
-    return "\n".join(parts)
+        sections.append(comparison_section(views))
+    sections.extend(run_section(v, i) for i, v in enumerate(views))
+    sections.append(GLOSSARY)
+    return render("page.html.j2", title=title, sections=[Markup(x) for x in sections])
 
 
 def report_path(out: Path | str, *, force: bool) -> Path:
