@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from medleak.attacks import AttackOptions, ServerKnowledge, get_attack
 from medleak.attacks.bn_statistics import (
@@ -15,18 +14,10 @@ from medleak.attacks.bn_statistics import (
     term_for,
 )
 from medleak.attacks.dummy import dummy_update, trainable_params
-from medleak.data import Batch
 from medleak.fl import FLSettings, compute_update
 from medleak.models import build_model, to_model_input
 
 SIZE = 32
-
-
-def _batch(n: int, seed: int = 1) -> Batch:
-    coarse = torch.rand(n, 1, 6, 6, generator=torch.Generator().manual_seed(seed))
-    images = F.interpolate(coarse, size=(SIZE, SIZE), mode="bicubic").clamp(0, 1)
-    labels = torch.arange(n) % 2
-    return Batch(images, labels, tuple(f"s{i}" for i in range(n)), (None,) * n)
 
 
 def _true_statistics(model: torch.nn.Module, images: torch.Tensor) -> dict[str, tuple]:
@@ -45,9 +36,9 @@ def _true_statistics(model: torch.nn.Module, images: torch.Tensor) -> dict[str, 
     return found
 
 
-def test_buffers_are_sent_by_fedavg_and_on_request() -> None:
+def test_buffers_are_sent_by_fedavg_and_on_request(make_batch) -> None:
     model = build_model("resnet18", 3, SIZE, seed=0)
-    batch = _batch(2)
+    batch = make_batch(2, SIZE, seed=1, smooth=True)
     assert compute_update(model, batch, FLSettings()).buffers is None
     assert compute_update(model, batch, FLSettings("fedavg", 1, 1e-4)).buffers is not None
     sent = compute_update(model, batch, FLSettings(send_buffers=True)).buffers
@@ -59,9 +50,9 @@ def test_buffers_are_sent_by_fedavg_and_on_request() -> None:
 
 
 @pytest.mark.parametrize("settings", [FLSettings("fedavg", 1, 0.1), FLSettings(send_buffers=True)])
-def test_batch_statistics_are_recovered_exactly_at_tau_1(settings: FLSettings) -> None:
+def test_batch_statistics_are_recovered_exactly_at_tau_1(make_batch, settings: FLSettings) -> None:
     model = build_model("resnet18", 3, SIZE, seed=0)
-    batch = _batch(3)
+    batch = make_batch(3, SIZE, seed=1, smooth=True)
     update = compute_update(model, batch, settings)
     knowledge = ServerKnowledge(model=model, image_size=SIZE, batch_size=3)
     stats = recover(knowledge, update)
@@ -80,9 +71,9 @@ def test_mixture_weights_follow_the_running_average() -> None:
 
 
 @pytest.mark.parametrize("steps", [1, 3])
-def test_statistics_term_vanishes_only_at_the_victims(steps: int) -> None:
+def test_statistics_term_vanishes_only_at_the_victims(make_batch, steps: int) -> None:
     model = build_model("resnet18", 3, SIZE, seed=0)
-    batch = _batch(2)
+    batch = make_batch(2, SIZE, seed=1, smooth=True)
     update = compute_update(model, batch, FLSettings("fedavg", steps, 0.05))
     knowledge = ServerKnowledge(model=model, image_size=SIZE, batch_size=2)
     term = term_for(knowledge, update, None)
@@ -96,12 +87,12 @@ def test_statistics_term_vanishes_only_at_the_victims(steps: int) -> None:
         return float(term.loss().detach())
 
     assert score(batch.images) < 1e-8
-    assert score(_batch(2, seed=7).images) > 1e-3
+    assert score(make_batch(2, SIZE, seed=7, smooth=True).images) > 1e-3
 
 
-def test_attack_switch_turns_the_statistics_on_and_off() -> None:
+def test_attack_switch_turns_the_statistics_on_and_off(make_batch) -> None:
     model = build_model("resnet18", 3, SIZE, seed=0)
-    batch = _batch(2)
+    batch = make_batch(2, SIZE, seed=1, smooth=True)
     update = compute_update(model, batch, FLSettings("fedavg", 1, 1e-4))
     knowledge = ServerKnowledge(model=model, image_size=SIZE, batch_size=2)
     for name in ("ig", "rog"):

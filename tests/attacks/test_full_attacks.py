@@ -22,17 +22,10 @@ from medleak.attacks.priors.learned import (
     training_images,
 )
 from medleak.attacks.restarts import Run, best_of
-from medleak.data import Batch
 from medleak.defenses import build_chain
 from medleak.errors import ConfigError
 from medleak.fl import FLSettings, compute_update
 from medleak.models import build_model
-
-
-def _batch(n: int, size: int, labels: list[int], seed: int = 1) -> Batch:
-    coarse = torch.rand(n, 1, 6, 6, generator=torch.Generator().manual_seed(seed))
-    images = F.interpolate(coarse, size=(size, size), mode="bicubic").clamp(0, 1)
-    return Batch(images, torch.tensor(labels), tuple(f"s{i}" for i in range(n)), (None,) * n)
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -40,9 +33,9 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("label", [0, 1])
-def test_idlg_recovers_the_label_of_a_single_image(label: int) -> None:
+def test_idlg_recovers_the_label_of_a_single_image(make_batch, label: int) -> None:
     model = build_model("lenet", 1, 32, seed=3)
-    update = compute_update(model, _batch(1, 32, [label]), FLSettings())
+    update = compute_update(model, make_batch(1, 32, [label], seed=1, smooth=True), FLSettings())
     assert idlg_label(update, model) == label
     assert infer_labels(update, model, 32, 1).tolist() == [label]
 
@@ -69,17 +62,17 @@ class ConstantFeatures(nn.Module):
 
 
 @pytest.mark.parametrize("settings", [FLSettings(), FLSettings("fedavg", 3, 1e-4)])
-def test_llg_counts_are_exact_on_a_constructed_case(settings: FLSettings) -> None:
+def test_llg_counts_are_exact_on_a_constructed_case(make_batch, settings: FLSettings) -> None:
     labels = [0, 2, 2, 1, 2, 2]
     model = ConstantFeatures(8, 3)
-    update = compute_update(model, _batch(6, 8, labels), settings)
+    update = compute_update(model, make_batch(6, 8, labels, seed=1, smooth=True), settings)
     assert llg_counts(update, model, 8, 6, seed=0).tolist() == [1, 1, 4]
     assert infer_labels(update, model, 8, 6).tolist() == [0, 1, 2, 2, 2, 2]
 
 
-def test_dlg_recovers_a_dlg_lenet_image() -> None:
+def test_dlg_recovers_a_dlg_lenet_image(make_batch) -> None:
     model = build_model("lenet-dlg", 1, 32, seed=1)
-    batch = _batch(1, 32, [1])
+    batch = make_batch(1, 32, [1], seed=1, smooth=True)
     update = compute_update(model, batch, FLSettings())
     knowledge = ServerKnowledge(model, 32, 1, true_labels=batch.labels)
     result = get_attack("dlg")(update, knowledge, AttackOptions(iterations=150), seed=0)
@@ -88,18 +81,18 @@ def test_dlg_recovers_a_dlg_lenet_image() -> None:
     assert result.info["budget"] == len(result.trace) <= 150
 
 
-def test_dlg_with_joint_soft_labels_recovers_the_label() -> None:
+def test_dlg_with_joint_soft_labels_recovers_the_label(make_batch) -> None:
     model = build_model("lenet-dlg", 1, 32, seed=1)
-    batch = _batch(1, 32, [1])
+    batch = make_batch(1, 32, [1], seed=1, smooth=True)
     update = compute_update(model, batch, FLSettings())
     options = AttackOptions(iterations=60, labels="inferred", soft_labels=True)
     result = get_attack("dlg")(update, ServerKnowledge(model, 32, 1), options, seed=0)
     assert result.labels.tolist() == [1] and result.labels_source == "inferred"
 
 
-def test_the_aware_loss_beats_the_unaware_one_under_topk() -> None:
+def test_the_aware_loss_beats_the_unaware_one_under_topk(make_batch) -> None:
     model = build_model("lenet-dlg", 1, 32, seed=1)
-    batch = _batch(1, 32, [0])
+    batch = make_batch(1, 32, [0], seed=1, smooth=True)
     update = build_chain(["topk:ratio=0.1"]).client_update(model, batch, FLSettings(), seed=0)
     knowledge = ServerKnowledge(model, 32, 1, true_labels=batch.labels)
     scores = {}
@@ -110,7 +103,7 @@ def test_the_aware_loss_beats_the_unaware_one_under_topk() -> None:
     assert scores[True] > scores[False] + 3, scores
 
 
-def test_restarts_keep_the_lowest_loss_run() -> None:
+def test_restarts_keep_the_lowest_loss_run(make_batch) -> None:
     losses = {10: 3.0, 11: 1.0, 12: 2.0}
     chosen, info = best_of(
         lambda s: Run(torch.full((1,), s), [losses[s]], losses[s], torch.zeros(1)), 3, 10
@@ -119,7 +112,7 @@ def test_restarts_keep_the_lowest_loss_run() -> None:
     assert info["trace_restart"] == [0, 1, 2]
 
     model = build_model("lenet", 1, 16, seed=0)
-    batch = _batch(2, 16, [0, 1])
+    batch = make_batch(2, 16, [0, 1], seed=1, smooth=True)
     update = compute_update(model, batch, FLSettings())
     knowledge = ServerKnowledge(model, 16, 2, true_labels=batch.labels)
     options = AttackOptions(iterations=4, restarts=3, analytic=False)
@@ -130,9 +123,9 @@ def test_restarts_keep_the_lowest_loss_run() -> None:
     assert result.info["budget"] == 12
 
 
-def test_ig_takes_labels_aware_and_restarts() -> None:
+def test_ig_takes_labels_aware_and_restarts(make_batch) -> None:
     model = build_model("lenet", 1, 16, seed=0)
-    batch = _batch(2, 16, [0, 1])
+    batch = make_batch(2, 16, [0, 1], seed=1, smooth=True)
     update = build_chain(["sign"]).client_update(model, batch, FLSettings(), seed=0)
     options = AttackOptions(iterations=3, restarts=2, labels="inferred")
     result = get_attack("ig")(update, ServerKnowledge(model, 16, 2), options, seed=0)
@@ -198,9 +191,9 @@ def test_disaggregation_recovers_individual_features_on_a_constructed_case() -> 
     assert sorted(cos.argmax(1).tolist()) == [0, 1, 2]
 
 
-def test_full_rog_on_lenet_infers_labels_and_beats_the_core() -> None:
+def test_full_rog_on_lenet_infers_labels_and_beats_the_core(make_batch) -> None:
     model = build_model("lenet", 3, 16, seed=0)
-    batch = _batch(4, 16, [0, 1, 0, 1], seed=2)
+    batch = make_batch(4, 16, [0, 1, 0, 1], seed=2, smooth=True)
     update = compute_update(model, batch, FLSettings())
     full = get_attack("rog")(
         update, ServerKnowledge(model, 16, 4), AttackOptions(iterations=40, labels="inferred"), 0

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from medleak.attacks import AttackOptions, ServerKnowledge, get_attack
 from medleak.attacks.head_features import exact_head_features
-from medleak.data import Batch
 from medleak.defenses import build_chain
 from medleak.fl import FLSettings, compute_update
 from medleak.models import build_model
 
 
-def _batch(n: int, size: int, seed: int = 1) -> Batch:
-    coarse = torch.rand(n, 1, 6, 6, generator=torch.Generator().manual_seed(seed))
-    images = F.interpolate(coarse, size=(size, size), mode="bicubic").clamp(0, 1)
-    labels = torch.arange(n) % 2
-    return Batch(images, labels, tuple(f"s{i}" for i in range(n)), (None,) * n)
-
-
 # ResNet-18 at 64 px: at 32 px its last BatchNorm would see a single value per channel.
 @pytest.mark.parametrize(("name", "size"), [("lenet-dlg", 32), ("resnet18", 64)])
 @pytest.mark.parametrize("settings", [FLSettings(), FLSettings("fedavg", 1, 0.1)])
-def test_head_features_are_exact_at_batch_1(name: str, size: int, settings: FLSettings) -> None:
+def test_head_features_are_exact_at_batch_1(
+    make_batch, name: str, size: int, settings: FLSettings
+) -> None:
     model = build_model(name, 3, size, seed=2)
-    batch = _batch(1, size)
+    batch = make_batch(1, size, seed=1, smooth=True)
     update = compute_update(model, batch, settings)
     knowledge = ServerKnowledge(model=model, image_size=size, batch_size=1)
     found = exact_head_features(knowledge, update)
@@ -36,13 +29,13 @@ def test_head_features_are_exact_at_batch_1(name: str, size: int, settings: FLSe
         assert truth.shape == found.features.shape
         assert torch.allclose(found.features, truth, rtol=1e-4, atol=1e-6)
         assert float(found.loss(knowledge, batch.images)) < 1e-8
-        other = _batch(1, size, seed=5).images
+        other = make_batch(1, size, seed=5, smooth=True).images
         assert float(found.loss(knowledge, other)) > 1e-4
 
 
-def test_head_features_are_refused_where_they_are_not_exact() -> None:
+def test_head_features_are_refused_where_they_are_not_exact(make_batch) -> None:
     model = build_model("lenet-dlg", 3, 32, seed=2)
-    one, two = _batch(1, 32), _batch(2, 32)
+    one, two = make_batch(1, 32, seed=1, smooth=True), make_batch(2, 32, seed=1, smooth=True)
     knowledge = ServerKnowledge(model=model, image_size=32, batch_size=2)
     assert exact_head_features(knowledge, compute_update(model, two, FLSettings())) is None
     single = ServerKnowledge(model=model, image_size=32, batch_size=1)
@@ -55,9 +48,9 @@ def test_head_features_are_refused_where_they_are_not_exact() -> None:
     assert exact_head_features(single, compute_update(rog, one, FLSettings())) is None
 
 
-def test_rog_uses_the_head_features_at_batch_1() -> None:
+def test_rog_uses_the_head_features_at_batch_1(make_batch) -> None:
     model = build_model("lenet-dlg", 3, 32, seed=2)
-    batch = _batch(1, 32)
+    batch = make_batch(1, 32, seed=1, smooth=True)
     update = compute_update(model, batch, FLSettings())
     knowledge = ServerKnowledge(model=model, image_size=32, batch_size=1)
     options = AttackOptions(iterations=5, labels="inferred", prior="none")
@@ -70,14 +63,14 @@ def test_rog_uses_the_head_features_at_batch_1() -> None:
     assert off.info["stage"] == "optimisation"
 
 
-def test_rog_names_the_stage_it_ran_and_says_restarts_do_not_apply_to_it() -> None:
+def test_rog_names_the_stage_it_ran_and_says_restarts_do_not_apply_to_it(make_batch) -> None:
     """ROG's stages are tried in order; the analytic head stage is deterministic, so --restarts
     is reported as not applying rather than silently ignored."""
     from medleak.attacks.rog import ANALYTIC_STAGES
 
     assert [s.name for s in ANALYTIC_STAGES] == ["analytic", "head-features", "latent"]
     model = build_model("lenet-dlg", 1, 16, seed=2)
-    update = compute_update(model, _batch(1, 16), FLSettings())
+    update = compute_update(model, make_batch(1, 16, seed=1, smooth=True), FLSettings())
     knowledge = ServerKnowledge(model=model, image_size=16, batch_size=1)
     options = AttackOptions(iterations=3, restarts=2, prior="none", labels="inferred")
     result = get_attack("rog")(update, knowledge, options, seed=0)

@@ -11,7 +11,6 @@ import torch
 
 from medleak.attacks import AttackOptions, ServerKnowledge, get_attack
 from medleak.attacks.aware_loss import aware_loss, loss_kind
-from medleak.data import Batch
 from medleak.defenses import DEFENSES, Declaration, Defense, build_chain, parse_spec
 from medleak.errors import ConfigError, MedleakError
 from medleak.fl import FLSettings, compute_update
@@ -34,11 +33,6 @@ EXAMPLES = {
 }
 
 
-def _batch(n: int = 2, size: int = 16) -> Batch:
-    images = torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(0))
-    return Batch(images, torch.arange(n) % 2, tuple(f"s{i}" for i in range(n)), (None,) * n)
-
-
 def test_every_registered_defense_declares_what_the_server_can_rely_on() -> None:
     assert set(EXAMPLES) == set(DEFENSES)
     for name, text in EXAMPLES.items():
@@ -50,10 +44,10 @@ def test_every_registered_defense_declares_what_the_server_can_rely_on() -> None
     assert DEFENSES["topk"].declaration(parse_spec("topk:ratio=0.1")["params"]).bounded
 
 
-def test_the_update_records_each_stage_declaration_in_order() -> None:
+def test_the_update_records_each_stage_declaration_in_order(make_batch) -> None:
     model = build_model("lenet", 1, 16, seed=0)
     chain = build_chain(["clip:c=1", "randk:ratio=0.5", "sign"])
-    update = chain.client_update(model, _batch(), FLSettings(), seed=0)
+    update = chain.client_update(model, make_batch(), FLSettings(), seed=0)
     assert [d.kind for d in update.declarations] == ["scaled", "sparse", "sign"]
     assert update.declarations[1].rescale == 2.0
     assert len(update.declarations) == len(update.defenses)
@@ -73,6 +67,7 @@ def _halve(
 
 
 def test_a_defense_registered_in_a_test_gets_the_loss_its_declaration_calls_for(
+    make_batch,
     monkeypatch,
 ) -> None:
     """The old design matched names: this defense would have been attacked as an exact update."""
@@ -87,7 +82,7 @@ def test_a_defense_registered_in_a_test_gets_the_loss_its_declaration_calls_for(
     )
     monkeypatch.setitem(DEFENSES, "halve", halve)
     model = build_model("lenet", 1, 16, seed=0)
-    batch = _batch()
+    batch = make_batch()
     update = build_chain(["halve"]).client_update(model, batch, FLSettings(), seed=0)
     assert loss_kind(update.declarations) == "sparse"
 

@@ -6,20 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medleak.data import Batch
 from medleak.errors import ConfigError, MedleakError
 from medleak.fl import FLSettings, compute_update
 from medleak.models import build_model
 
 
-def _batch(n: int = 2, size: int = 16) -> Batch:
-    images = torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(0))
-    return Batch(images, torch.arange(n) % 2, tuple(f"s{i}" for i in range(n)), (None,) * n)
-
-
-def test_fedsgd_is_the_gradient_of_the_mean_loss() -> None:
+def test_fedsgd_is_the_gradient_of_the_mean_loss(make_batch) -> None:
     model = build_model("lenet", 3, 16, seed=0)
-    batch = _batch()
+    batch = make_batch()
     update = compute_update(model, batch, FLSettings("fedsgd"))
     model.zero_grad()
     F.cross_entropy(model(batch.images.expand(-1, 3, -1, -1)), batch.labels).backward()
@@ -28,9 +22,9 @@ def test_fedsgd_is_the_gradient_of_the_mean_loss() -> None:
     assert update.kind == "gradient" and update.bits_sent == 32 * update.num_coordinates
 
 
-def test_fedavg_sends_weight_difference_over_lr() -> None:
+def test_fedavg_sends_weight_difference_over_lr(make_batch) -> None:
     model = build_model("lenet-dlg", 1, 16, seed=0)
-    batch = _batch()
+    batch = make_batch()
     settings = FLSettings("fedavg", local_steps=3, local_lr=0.01)
     update = compute_update(model, batch, settings)
     # Reference: plain SGD on a copy of the model, then (w0 - w_tau) / lr in float64.
@@ -51,19 +45,19 @@ def test_fedavg_sends_weight_difference_over_lr() -> None:
     assert not torch.allclose(update.tensors[name], 3 * single.tensors[name], rtol=1e-3)
 
 
-def test_model_is_not_changed_by_the_client() -> None:
+def test_model_is_not_changed_by_the_client(make_batch) -> None:
     model = build_model("resnet18", 1, 32, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    compute_update(model, _batch(2, 32), FLSettings("fedavg", local_steps=2, local_lr=0.1))
+    compute_update(model, make_batch(2, 32), FLSettings("fedavg", local_steps=2, local_lr=0.1))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_bad_settings_and_nan_updates_are_refused() -> None:
+def test_bad_settings_and_nan_updates_are_refused(make_batch) -> None:
     with pytest.raises(ConfigError, match="local steps"):
         FLSettings("fedavg", local_steps=0)
     with pytest.raises(ConfigError, match="unknown FL algorithm"):
         FLSettings("fedprox")  # type: ignore[arg-type]
-    update = compute_update(build_model("lenet", 1, 16, seed=0), _batch(), FLSettings())
+    update = compute_update(build_model("lenet", 1, 16, seed=0), make_batch(), FLSettings())
     name = next(iter(update.tensors))
     broken = dict(update.tensors)
     broken[name] = broken[name].clone()

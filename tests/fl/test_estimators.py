@@ -12,7 +12,6 @@ import torch
 from opacus.accountants import RDPAccountant
 from torch import nn
 
-from medleak.data.batch import Batch
 from medleak.defenses import build_chain
 from medleak.defenses.chain import stage_generator
 from medleak.defenses.dp import dp_privacy
@@ -21,13 +20,6 @@ from medleak.fl.client import compute_update
 from medleak.fl.estimators import PLAIN, DpSgdGradient
 from medleak.fl.update import FLSettings
 from medleak.models import build_model
-
-
-def _batch() -> Batch:
-    g = torch.Generator().manual_seed(0)
-    images = torch.rand(3, 1, 16, 16, generator=g)
-    labels = torch.tensor([0, 1, 1])
-    return Batch(images=images, labels=labels, sources=("a", "b", "c"), patients=(None,) * 3)
 
 
 @pytest.fixture
@@ -56,14 +48,19 @@ class Doubled:
         return {n: 2 * g for n, g in plain.items()}
 
 
-def test_the_client_runs_any_estimator(lenet: nn.Module) -> None:
-    plain = compute_update(lenet, _batch(), FLSettings())
-    doubled = compute_update(lenet, _batch(), FLSettings(), Doubled())
+def test_the_client_runs_any_estimator(make_batch, lenet: nn.Module) -> None:
+    plain = compute_update(
+        lenet, make_batch(3, 16, labels=[0, 1, 1], sources=("a", "b", "c")), FLSettings()
+    )
+    doubled = compute_update(
+        lenet, make_batch(3, 16, labels=[0, 1, 1], sources=("a", "b", "c")), FLSettings(), Doubled()
+    )
     for name, tensor in plain.tensors.items():
         assert torch.equal(doubled.tensors[name], 2 * tensor)
 
 
 def test_dp_spec_configures_the_estimator_and_the_chain_holds_only_transforms(
+    make_batch,
     lenet: nn.Module,
 ) -> None:
     chain = build_chain(["dp:c=0.5,z=0.8", "topk:ratio=0.5"])
@@ -72,21 +69,32 @@ def test_dp_spec_configures_the_estimator_and_the_chain_holds_only_transforms(
     assert all(stage.defense.transform is not None for _, stage in chain._stages)
     assert isinstance(chain.estimator(torch.Generator()), DpSgdGradient)
     assert build_chain(["topk:ratio=0.5"]).estimator(torch.Generator()) is PLAIN
-    update = build_chain(["dp:c=0.5,z=0.8"]).client_update(lenet, _batch(), FLSettings(), seed=4)
+    update = build_chain(["dp:c=0.5,z=0.8"]).client_update(
+        lenet, make_batch(3, 16, labels=[0, 1, 1], sources=("a", "b", "c")), FLSettings(), seed=4
+    )
     # the noise comes from stage 0's generator, through the one client loop
     direct = compute_update(
-        lenet, _batch(), FLSettings(), DpSgdGradient(0.5, 0.8, stage_generator(4, 0))
+        lenet,
+        make_batch(3, 16, labels=[0, 1, 1], sources=("a", "b", "c")),
+        FLSettings(),
+        DpSgdGradient(0.5, 0.8, stage_generator(4, 0)),
     )
     for name, tensor in update.tensors.items():
         assert torch.equal(tensor, direct.tensors[name])
     assert [d.kind for d in update.declarations] == ["noisy"]
 
 
-def test_dp_noise_is_drawn_in_parameter_order_from_the_stage_generator(lenet: nn.Module) -> None:
+def test_dp_noise_is_drawn_in_parameter_order_from_the_stage_generator(
+    make_batch, lenet: nn.Module
+) -> None:
     # clipping off (c huge) and noise std z c / B = 0.01 / 3: DP - plain is exactly that noise
     c, z = 1e6, 1e-8
-    update = build_chain([f"dp:c={c},z={z}"]).client_update(lenet, _batch(), FLSettings(), seed=9)
-    plain = compute_update(lenet, _batch(), FLSettings())
+    update = build_chain([f"dp:c={c},z={z}"]).client_update(
+        lenet, make_batch(3, 16, labels=[0, 1, 1], sources=("a", "b", "c")), FLSettings(), seed=9
+    )
+    plain = compute_update(
+        lenet, make_batch(3, 16, labels=[0, 1, 1], sources=("a", "b", "c")), FLSettings()
+    )
     generator = stage_generator(9, 0)
     for name, tensor in plain.tensors.items():
         noise = torch.randn(tensor.shape, generator=generator) * z * c / 3
