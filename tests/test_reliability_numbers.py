@@ -92,9 +92,18 @@ def test_yaml_configs_refuse_non_finite_values_naming_the_key(tmp_path, capsys):
         assert f"{section}.{key}" in _one_line(capsys.readouterr().err)
 
 
+def test_an_absurd_learning_rate_is_refused_before_any_work(tmp_path, capsys):
+    for value in ("1e30", "inf", "0"):
+        argv = ["train", *TRAIN, "--set", f"train.local_lr={value}", "--out", str(tmp_path / "t")]
+        assert main(argv) == 2
+        assert "train.local_lr" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "t").exists()
+
+
 def test_a_diverging_training_is_a_failed_run_not_a_final_accuracy(tmp_path, capsys):
     out = tmp_path / "t"
-    argv = ["train", *TRAIN, "--set", "train.rounds=2", "--set", "train.local_lr=1e30"]
+    argv = ["train", *TRAIN, "--set", "train.rounds=2", "--set", "train.local_lr=100",
+            "--set", "train.server_lr=100"]  # fmt: skip
     assert main([*argv, "--out", str(out)]) == 3
     captured = capsys.readouterr()
     assert "diverged" in _one_line(captured.err) and "final accuracy" not in captured.out
@@ -104,7 +113,7 @@ def test_a_diverging_training_is_a_failed_run_not_a_final_accuracy(tmp_path, cap
 def test_a_diverging_sweep_training_is_recorded_failed(tmp_path, capsys):
     spec = tmp_path / "spec.yaml"
     base = {"data": {"image_size": 16, "phantom_count": 16}, "model": {"channels": 1}}
-    train = {"clients": 2, "rounds": 1, "local_steps": 1, "local_lr": 1e30}
+    train = {"clients": 2, "rounds": 2, "local_steps": 1, "local_lr": 100, "server_lr": 100}
     spec.write_text(yaml.safe_dump({"base": base, "train": train, "list": [{"seed": 0}]}))
     store = tmp_path / "s.db"
     # the attack on the base config runs too; the training's failure makes the sweep exit 3

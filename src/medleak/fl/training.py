@@ -26,7 +26,7 @@ from torch.func import functional_call
 from medleak.data import DataSpec, open_dataset
 from medleak.data.batch import Batch
 from medleak.data.dataset import check_images_fit
-from medleak.errors import ConfigError
+from medleak.errors import ConfigError, RunFailed
 from medleak.fl.accountant import PrivacyAccountant
 from medleak.fl.client import buffers_of, parameters_of
 from medleak.fl.estimators import GradientEstimator
@@ -49,6 +49,11 @@ class ClientTransform(Protocol):
     def estimator(self, generator: torch.Generator) -> GradientEstimator: ...
 
     def post_process(self, update: Update, seed: int) -> Update: ...
+
+
+#: Upper bounds that keep a training's settings inside what can run (refused at parse time).
+MAX_COUNT = 1_000_000
+MAX_LR = 100.0
 
 
 @dataclass
@@ -77,21 +82,24 @@ class TrainConfig:
             "local_batch_size": self.local_batch_size,
         }
         for key, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"train.{key} must be >= 1, got {value}")
+            if not 1 <= value <= MAX_COUNT:
+                raise ConfigError(f"train.{key} must be in [1, {MAX_COUNT}], got {value}")
         if self.local_epochs is not None and self.local_epochs < 1:
             raise ConfigError(f"train.local_epochs must be >= 1, got {self.local_epochs}")
         if self.partition not in PARTITIONS:
             raise ConfigError(
                 f"train.partition must be one of {', '.join(PARTITIONS)}, got {self.partition!r}"
             )
-        if not self.alpha > 0:
-            raise ConfigError(f"train.alpha must be > 0, got {self.alpha}")
+        if not 0 < self.alpha <= 1e6:
+            raise ConfigError(f"train.alpha must be in (0, 1e6], got {self.alpha}")
         if not 0 < self.fraction <= 1:
             raise ConfigError(f"train.fraction must be in (0, 1], got {self.fraction}")
         for key in ("local_lr", "server_lr"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"train.{key} must be > 0, got {getattr(self, key)}")
+            # finite and at most MAX_LR: a step of 1e30 diverges at once (a failed run, not input)
+            if not 0 < getattr(self, key) <= MAX_LR:
+                raise ConfigError(
+                    f"train.{key} must be in (0, {MAX_LR:g}], got {getattr(self, key)}"
+                )
         if not 0 < self.eval_split < 1:
             raise ConfigError(f"train.eval_split must be in (0, 1), got {self.eval_split}")
         for r in self.save_rounds:
@@ -287,6 +295,12 @@ def _local_update(
         for k in names:
             total[k] += grads[k]
             current[k] = current[k] - config.local_lr * grads[k]
+    # a client whose local training blew up has diverged: a failed run, not bad input
+    if not all(bool(torch.isfinite(t).all()) for t in total.values()):
+        raise RunFailed(
+            "the training diverged (a client's update became NaN or infinite); lower "
+            "train.local_lr or train.server_lr"
+        )
     update = Update(
         tensors=total,
         kind="pseudo_gradient",
