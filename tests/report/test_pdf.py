@@ -89,3 +89,18 @@ def test_a_sweep_store_prints_with_its_frontier_and_verdicts(chromium, tmp_path)
     assert "Frontier: sweep.db" in text
     assert "topk:ratio=0.1:" in text  # the setting's verdict sentence, at the top
     assert sum(len(page.images) for page in reader.pages) >= 1  # the frontier plot
+
+
+def test_pdf_replaces_only_a_pdf_medleak_printed(chromium, runs, tmp_path, capsys) -> None:
+    """The one overwrite rule: a user's own file is never replaced, not even with --force;
+    medleak's earlier PDF only with --force."""
+    own = tmp_path / "notes.pdf"
+    own.write_bytes(b"%PDF-1.4 the user's own file")
+    assert main(["report", str(runs[0]), "--pdf", str(own), "--force"]) == 2
+    assert own.read_bytes() == b"%PDF-1.4 the user's own file"
+    assert "is not a PDF report medleak wrote" in capsys.readouterr().err
+    ours = tmp_path / "report.pdf"
+    assert main(["report", str(runs[0]), "--pdf", str(ours)]) == 0
+    assert main(["report", str(runs[0]), "--pdf", str(ours)]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["report", str(runs[0]), "--pdf", str(ours), "--force"]) == 0

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from medleak.errors import MedleakError
+from medleak.output_targets import claim_file, starts_with
 from medleak.private_files import private_dir, write_private
 from medleak.report.browser import headless_chromium
 from medleak.report.html import report_page
@@ -58,13 +59,18 @@ def _print(html: str) -> bytes:
             context.close()
 
 
+def is_report_pdf(path: Path) -> bool:
+    """A PDF medleak printed: Chromium writes the page's title, "medleak report: ...", first."""
+    return starts_with(path, b"%PDF") and starts_with(path, b"/Title (medleak report")
+
+
 def write_pdf(html: str, out: Path | str, *, force: bool = False) -> Path:
     """Print ``html`` to the PDF file ``out`` (0600); an existing file only with ``force``."""
     out = Path(out)
     if out.is_dir():
         raise MedleakError(f"{out} is a folder; give a file name for the PDF")
-    if out.exists() and not force:
-        raise MedleakError(f"{out} already exists; choose another --pdf or pass --force")
+    # the one overwrite rule: only a PDF medleak printed (its title says so) is replaced
+    claim_file(out, what="PDF report", is_own=is_report_pdf, force=force, flag="--pdf")
     if not out.parent.is_dir():
         private_dir(out.parent)
     return write_private(out, html_to_pdf(html))
