@@ -12,6 +12,7 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 
+import pytest
 import yaml
 
 from medleak.experiments import ray_reaper
@@ -199,6 +200,7 @@ def test_the_ray_reaper_kills_what_a_killed_driver_started_and_nothing_else(tmp_
                 process.wait()
 
 
+@pytest.mark.slow
 def test_two_sweeps_on_one_store_compute_each_run_once(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     slow = {**TINY, "attack": {**TINY["attack"], "iterations": 15}}

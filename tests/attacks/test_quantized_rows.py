@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 
 from medleak.attacks import AttackOptions, ServerKnowledge, get_attack
@@ -51,6 +52,7 @@ def test_row_groups_recover_active_sets_and_beat_a_blank_image() -> None:
     assert min(gains) > 0.0, gains
 
 
+@pytest.mark.slow
 def test_rog_selects_row_groups_only_for_declared_unbiased_noise() -> None:
     _, _, update, knowledge = _setting()
     options = AttackOptions(iterations=2, labels="inferred")

@@ -32,6 +32,7 @@ COMMON = {"attack.iterations": 2, "attack.analytic": False, "metrics.gallery_siz
           "model.channels": 1, "attack.prior": "none"}  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -42,6 +42,7 @@ def _results(path: Path, backend) -> dict[str, tuple[str, dict]]:
         }
 
 
+@pytest.mark.slow
 def test_ray_matches_local(tmp_path: Path) -> None:
     from medleak.experiments.ray_backend import RayBackend
 
@@ -109,6 +110,7 @@ def ray_head():
         shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_ray_joins_a_running_cluster_by_address(tmp_path: Path, ray_head: str) -> None:
     import ray
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from medleak.experiments.sqlite_store import SweepStore
@@ -32,6 +33,7 @@ def _sweep(tmp_path: Path, spec: dict, workers: int = 1):
     return sweep, summary, runs
 
 
+@pytest.mark.slow
 def test_failures_are_recorded_and_resume_skips_finished(tmp_path: Path) -> None:
     spec = {
         "base": TINY,
@@ -87,6 +89,7 @@ class _OneWorkerKilled(LocalBackend):
         return super().submit(payload)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_for_memory_is_recorded_failed_and_the_sweep_goes_on(
     tmp_path: Path,
 ) -> None:
@@ -124,6 +127,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_restart_runs_each_once_and_leaves_no_worker(
     tmp_path: Path,
 ) -> None:

@@ -49,6 +49,7 @@ def _client_update(hospitals, settings, partition, w0, config):
     )
 
 
+@pytest.mark.slow
 def test_audited_federation(hospitals, tmp_path):
     settings = hospitals.Settings(
         out=tmp_path / "fed",
@@ -98,6 +99,7 @@ def test_audited_federation(hospitals, tmp_path):
         assert matched == {0, 1}
 
 
+@pytest.mark.slow
 def test_guard_blocks_leaking_update(hospitals, tmp_path):
     settings = hospitals.Settings(
         out=tmp_path / "blocked",
