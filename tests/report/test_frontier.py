@@ -160,6 +160,14 @@ def test_protection_against_the_baseline_and_the_budget_warning(tmp_path: Path) 
     calm = {k: v for k, v in SETTINGS.items() if k != "sign"}
     with SweepStore(_store(tmp_path / "calm.db", calm)) as store:
         assert "budget is too small" not in store_conclusion(collect(store.runs()))
+    # one batch of two outgrows its baseline: flagged, though the mean protection is positive
+    mixed = {**calm, "qsgd": (["qsgd:levels=4"], (0.8, 0.8), (0.95, 0.11))}
+    with SweepStore(_store(tmp_path / "mixed.db", mixed)) as store:
+        settings = collect(store.runs())
+        qsgd = next(s for s in settings if s.label == "qsgd:levels=4")
+        assert protection(qsgd) > 0
+        html = store_conclusion(settings)
+    assert "qsgd:levels=4 in 1 of 2 batches (worst: run qsgd-a0, seed 0" in html
 
 
 def test_report_ranks_defenses_with_their_intervals(tmp_path: Path) -> None:

@@ -348,34 +348,44 @@ def baseline_text(setting: Setting) -> str:
     return " / ".join(f"{o} {n}" for o, n in counts.items())
 
 
+def outgrown(setting: Setting) -> list[Point]:
+    """The setting's attacked batches where the defended update leaked more than the undefended
+    one (the judge's ``budget_too_small``, or protection below -SSIM_MARGIN): there the attack's
+    budget, not the defense, decided."""
+    return [
+        p
+        for p in setting.points
+        if p.verdict.evidence.get("budget_too_small")
+        or (p.protection is not None and p.protection < -SSIM_MARGIN)
+    ]
+
+
 def budget_too_small(setting: Setting) -> bool:
-    """The defended update leaked more than the undefended one (beyond the SSIM margin): the
-    attack's budget, not the defense, decided the ranking."""
-    value = protection(setting)
-    return value is not None and value < -SSIM_MARGIN
+    return bool(outgrown(setting))
 
 
 def _budget_warning(settings: list[Setting]) -> str | None:
-    flagged = [s for s in settings if budget_too_small(s)]
+    flagged = [(s, outgrown(s)) for s in settings if outgrown(s)]
     if not flagged:
         return None
-    attack = flagged[0].points[0].run.config.get("attack", {})
+    attack = flagged[0][1][0].run.config.get("attack", {})
     now = {k: attack.get(k) for k in ("iterations", "restarts")}
     options = " or ".join(
         f"<code>attack.{k}</code>" + (f" (now {v})" if isinstance(v, int) else "")
         for k, v in now.items()
     )
-    names = ", ".join(
-        f"{escape(s.label)} (SSIM above the floor {_fmt(_mean(s.leak))} against "
-        f"{_fmt(_mean([p.baseline_leak for p in s.points if p.baseline_leak is not None]))} "
-        "without a defense)"
-        for s in flagged
+    names = "; ".join(
+        f"{escape(s.label)} in {len(points)} of {len(s.points)} batches (worst: "
+        f"{escape(_run_text(worst.run))}, SSIM above the floor {_fmt(worst.leak)} against "
+        f"{_fmt(worst.baseline_leak)} without a defense)"
+        for s, points in flagged
+        for worst in [min(points, key=lambda p: p.protection if p.protection is not None else 0)]
     )
     return (
-        '<p class="verdict warn">The attack budget is too small to rank defenses: under '
-        f"{names} the attack rebuilt more than it did from the undefended update of the same "
-        f"batches, so the budget, not the defense, decided. Raise {options} in the spec (or "
-        "use a stronger attack) and run the sweep again before ranking.</p>"
+        '<p class="verdict warn">The attack budget is too small to rank defenses: the attack '
+        "rebuilt more from the defended update than from the undefended update of the same "
+        f"batch under {names}, so there the budget, not the defense, decided. Raise {options} "
+        "in the spec (or use a stronger attack) and run the sweep again before ranking.</p>"
     )
 
 
