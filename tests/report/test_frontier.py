@@ -139,19 +139,18 @@ def test_a_leaking_setting_is_never_on_the_front_nor_recommended(tmp_path: Path)
     assert "mean 0.860" not in html and "0.860 (0.850-0.870 over 2 seeds)" in html
 
 
-def test_the_quoted_run_is_the_run_whose_image_is_shown(tmp_path: Path) -> None:
+def test_the_run_behind_a_verdict_sits_beside_its_own_numbers(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     point = representative(settings["gaussian"])
     assert point.run.run_id == "gauss-a1" and point.verdict.outcome == LEAKS
     html = store_conclusion(list(settings.values()))
     line = next(p for p in html.split("<p") if "gaussian:relative=0.1: " in p)
-    assert "range 0.010 to 0.600 over 2 runs" in line  # means over seeds with their range
-    # the run's own numbers and its verdict's reason sit beside its reconstructions
+    assert "0.305 (0.010 to 0.600, 2 runs)" in line  # means over runs with their range
+    assert "0.955 (0.950-0.960 over 2 seeds)" in line and "gauss-a" not in line
     section = frontier_section(tmp_path / "s.db")
-    shown = section[section.index("<h4>gaussian:relative=0.1") :]
-    shown = shown[: shown.find("<h4>", 4)]
-    assert "run gauss-a1, seed 1" in shown and "SSIM 0.70" in shown
-    assert point.verdict.reason.split(";")[0][:40] in shown
+    evidence = section.split("<h4>gaussian:relative=0.1 (")[1].split("</p>")[0]
+    assert evidence.startswith("run gauss-a1, seed 1, batch offset 0): SSIM 0.7, floor 0.1")
+    assert point.verdict.reason.split(";")[0] in evidence.replace("&#x27;", "'")
 
 
 def test_protection_against_the_baseline_and_the_budget_warning(tmp_path: Path) -> None:
@@ -166,6 +165,14 @@ def test_protection_against_the_baseline_and_the_budget_warning(tmp_path: Path) 
     calm = {k: v for k, v in SETTINGS.items() if k != "sign"}
     with SweepStore(_store(tmp_path / "calm.db", calm)) as store:
         assert "budget is too small" not in store_conclusion(collect(store.runs()))
+    # one batch of two outgrows its baseline: flagged, though the mean protection is positive
+    mixed = {**calm, "qsgd": (["qsgd:levels=4"], (0.8, 0.8), (0.95, 0.11))}
+    with SweepStore(_store(tmp_path / "mixed.db", mixed)) as store:
+        settings = collect(store.runs())
+        qsgd = next(s for s in settings if s.label == "qsgd:levels=4")
+        assert protection(qsgd) > 0
+        html = store_conclusion(settings)
+    assert "qsgd:levels=4 (1 of 2 batches)" in html
 
 
 def test_report_ranks_defenses_with_their_intervals(tmp_path: Path) -> None:

@@ -348,34 +348,39 @@ def baseline_text(setting: Setting) -> str:
     return " / ".join(f"{o} {n}" for o, n in counts.items())
 
 
+def outgrown(setting: Setting) -> list[Point]:
+    """The setting's attacked batches where the defended update leaked more than the undefended
+    one (the judge's ``budget_too_small``, or protection below -SSIM_MARGIN): there the attack's
+    budget, not the defense, decided."""
+    return [
+        p
+        for p in setting.points
+        if p.verdict.evidence.get("budget_too_small")
+        or (p.protection is not None and p.protection < -SSIM_MARGIN)
+    ]
+
+
 def budget_too_small(setting: Setting) -> bool:
-    """The defended update leaked more than the undefended one (beyond the SSIM margin): the
-    attack's budget, not the defense, decided the ranking."""
-    value = protection(setting)
-    return value is not None and value < -SSIM_MARGIN
+    return bool(outgrown(setting))
 
 
 def _budget_warning(settings: list[Setting]) -> str | None:
-    flagged = [s for s in settings if budget_too_small(s)]
+    flagged = [(s, outgrown(s)) for s in settings if outgrown(s)]
     if not flagged:
         return None
-    attack = flagged[0].points[0].run.config.get("attack", {})
+    attack = flagged[0][1][0].run.config.get("attack", {})
     now = {k: attack.get(k) for k in ("iterations", "restarts")}
     options = " or ".join(
         f"<code>attack.{k}</code>" + (f" (now {v})" if isinstance(v, int) else "")
         for k, v in now.items()
     )
     names = ", ".join(
-        f"{escape(s.label)} (SSIM above the floor {_fmt(_mean(s.leak))} against "
-        f"{_fmt(_mean([p.baseline_leak for p in s.points if p.baseline_leak is not None]))} "
-        "without a defense)"
-        for s in flagged
+        f"{escape(s.label)} ({len(points)} of {len(s.points)} batches)" for s, points in flagged
     )
     return (
-        '<p class="verdict warn budget">The attack budget is too small to rank defenses: under '
-        f"{names} the attack rebuilt more than it did from the undefended update of the same "
-        f"batches, so the budget, not the defense, decided. Raise {options} in the spec (or "
-        "use a stronger attack) and run the sweep again before ranking.</p>"
+        '<p class="verdict warn">The attack budget is too small to rank defenses: it rebuilt '
+        f"more from the defended than from the undefended update of the same batch under {names}."
+        f" Raise {options} (or use a stronger attack) before ranking.</p>"
     )
 
 
@@ -398,34 +403,55 @@ def _run_text(run: StoredRun) -> str:
     return ", ".join(parts)
 
 
+def _short_range(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1 or min(values) == max(values):
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ({min(values):.3f} to {max(values):.3f}, {len(values)} runs)"
+
+
 def _setting_line(s: Setting) -> str | None:
-    point = representative(s)
-    if point is None:
+    """One short line: the setting's verdict and its means with their range. The reason, with
+    one run's own numbers, sits beside that run's reconstructions (``run_evidence``)."""
+    judged = setting_verdict(s)
+    if judged is None:
         return None
-    judged = point.verdict
+    facts = [f"SSIM above the floor {_short_range(s.leak)}"]
     bought = [p.protection for p in s.points if p.protection is not None]
-    facts = [f"SSIM above the floor {_range(s.leak)}"]
     if bought:
-        facts.append(
-            f"protection against no defense {_range(bought)}, the baseline: {baseline_text(s)}"
-        )
+        facts.append(f"protection {_short_range(bought)} (baseline: {baseline_text(s)})")
     if s.trainings:
         learned = "" if s.learned is not False else ", did not learn"
         facts.append(f"accuracy {s.utility.text()}{learned}")
-    # short, so every setting's answer is on the first screen; the reason of the run whose
-    # reconstructions are shown sits beside them, under "Reconstructions per defense"
     return (
         f'<p class="verdict {BADGES[judged.outcome]}">{escape(s.label)}: '
         f"<strong>{escape(judged.outcome)}</strong>; {escape('; '.join(facts))}.</p>"
     )
 
 
+def run_evidence(s: Setting) -> str | None:
+    """The run a setting's verdict comes from: its own numbers and reason (its reconstructions
+    follow), so every image shown sits beside the numbers of the run it is from."""
+    point = representative(s)
+    if point is None:
+        return None
+    m = point.run.metrics
+    return (
+        f"<h4>{escape(s.label)} ({escape(_run_text(point.run))}): SSIM {_fmt(m.get('ssim'))}, "
+        f"floor {_fmt(floor_of(m, 'ssim'))}, PSNR {_fmt(m.get('psnr'))} dB, floor "
+        f"{_fmt(floor_of(m, 'psnr'))} dB; {escape(point.verdict.outcome)}</h4>"
+        f'<p class="hint">{escape(point.verdict.reason)}</p>'
+    )
+
+
 def store_conclusion(settings: list[Setting]) -> str:
     """The answer first: each defense setting's verdict, and which one to choose (if any).
 
-    Numbers are means over the runs with their range; each verdict reason quoted is the one run
-    whose reconstructions are shown for that setting. Recommended is only a setting with no
-    measurable leakage that learned; a "leaks" setting or one that did not learn never is.
+    Numbers are means over the runs with their range (each run's own numbers and reason sit
+    beside its reconstructions further down). Recommended is only a setting with no measurable
+    leakage that learned; a "leaks" setting or one that did not learn never is.
     """
     lines = [line for s in settings if (line := _setting_line(s)) is not None]
     if not lines:
@@ -528,23 +554,19 @@ def frontier_section(path: Path) -> str:
         if curves is not None:
             parts.append("<h3>Accuracy per round</h3>" + _png(curves, "accuracy per round"))
         parts.append(
-            "<h3>Reconstructions per defense</h3>"
-            '<p class="hint">For each setting, one run: its own numbers, its verdict and why, and '
-            "what the server rebuilt from it.</p>"
+            "<h3>The run behind each verdict</h3>"
+            '<p class="hint">Per defense, the run its verdict comes from (its most leaking '
+            "batch with that verdict): that run's own numbers, the reason, its reconstructions."
+            "</p>"
         )
         for s in settings:
+            evidence = run_evidence(s)
+            if evidence is None:
+                continue
             point = representative(s)
             grid = _best_grid(store, point.run) if point else None
-            if point is not None:
-                m = point.run.metrics
-                parts.append(
-                    f"<h4>{escape(s.label)} ({escape(_run_text(point.run))}): SSIM "
-                    f"{_fmt(m.get('ssim'))}, floor {_fmt(floor_of(m, 'ssim'))}, PSNR "
-                    f"{_fmt(m.get('psnr'))} dB, floor {_fmt(floor_of(m, 'psnr'))} dB; "
-                    f"{escape(point.verdict.outcome)}</h4>"
-                    + f'<p class="hint">{escape(point.verdict.reason)}</p>'
-                    + (_png(grid, f"reconstructions under {s.label}") if grid else "")
-                )
+            alt = f"reconstructions under {s.label}"
+            parts.append(evidence + (_png(grid, alt) if grid else ""))
     return "\n".join(parts)
 
 
