@@ -140,3 +140,24 @@ def test_results_csv_and_table_carry_intervals_floors_and_verdicts(tmp_path, cap
     header = table.splitlines()[0].split()
     assert {"accuracy_95ci", "floor_ssim", "verdict", "protection_ssim"} <= set(header)
     assert f"{low:.3f}-{high:.3f}" in table and "no measurable leakage" in table
+
+
+def test_a_run_from_before_an_option_reads_as_its_neutral_value(
+    tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001,E501
+    """--where/--group-by on a new option keep old and new runs of one setting together; an
+    attack option is filled in only for the attacks that have it."""
+    import medleak.experiments.config as config_module
+    from medleak.cli.sweep import run_row
+    from medleak.experiments.sqlite_store import SweepStore
+
+    path = _store(tmp_path)
+    real = config_module.neutral_keys
+    extra = [(("model", "dropout"), 0.0), (("attack", "level"), 0.5)]
+    monkeypatch.setattr(
+        config_module, "neutral_keys", lambda *cls: real(*cls) if cls else [*real(), *extra]
+    )
+    with SweepStore(path, create=False) as store:
+        rows = [run_row(r) for r in store.runs()]
+    assert all(r["model.dropout"] == 0.0 for r in rows)
+    assert all("attack.level" not in r for r in rows)  # rog has no such option

@@ -144,14 +144,14 @@ def test_an_option_added_at_its_neutral_value_keeps_every_run_id(
         for job in sweep.jobs:
             store.mark_running(job.run_id, job.kind, job.label, job.config, None)
             store.finish(job.run_id, {"ssim": 0.5}, None, {}, 1.0, {})
-        plain_to_dict = RunConfig.to_dict
+        plain_full_dict = RunConfig.full_dict
 
         def with_dropout(self: RunConfig) -> dict:
-            data = plain_to_dict(self)
+            data = plain_full_dict(self)
             data["model"]["dropout"] = 0.0
             return data
 
-        monkeypatch.setattr(RunConfig, "to_dict", with_dropout)
+        monkeypatch.setattr(RunConfig, "full_dict", with_dropout)
         neutral = (("model", "dropout"), 0.0)
         declared = records.neutral_keys()  # the real options' neutral values stay in force
         monkeypatch.setattr(records, "neutral_keys", lambda: [*declared, neutral])

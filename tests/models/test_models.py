@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from medleak.errors import ConfigError
-from medleak.models import build_model, has_batchnorm, to_model_input
+from medleak.models import MODELS, build_model, has_batchnorm, to_model_input
 
 
 def test_rog_lenet_layout_matches_reference() -> None:
@@ -104,7 +104,7 @@ def test_gray_is_replicated_for_three_channel_models() -> None:
     assert rgb.shape == (2, 3, 8, 8) and torch.equal(rgb[:, 2], gray[:, 0])
 
 
-@pytest.mark.parametrize("name", ["lenet", "lenet-dlg", "resnet18-rog", "resnet18"])
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_registry_facts_match_the_built_model(name: str) -> None:
     """What the registry declares (BatchNorm, exposed layer, head, classes) is what is built."""
     from medleak.models import MODELS, model_info
@@ -123,7 +123,17 @@ def test_registry_facts_match_the_built_model(name: str) -> None:
         assert exposed.out_features == head.in_features
 
 
-def test_only_rog_lenet_declares_an_exposed_layer() -> None:
-    from medleak.models import MODELS
-
-    assert {n for n, s in MODELS.items() if s.exposed_linear} == {"lenet"}
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_model_declares_its_exposed_layer_exactly_when_it_has_one(name: str) -> None:
+    """An exposed layer (ROG's analytic stage needs one) is a bias-free linear layer that feeds
+    the head; a model that has one declares it, one that has none declares none."""
+    spec = MODELS[name]
+    model = build_model(name, 1, 32, seed=0)
+    head = model.get_submodule(spec.head)
+    candidates = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) and m is not head and m.bias is None
+        and m.out_features == head.in_features
+    ]  # fmt: skip
+    assert candidates == ([spec.exposed_linear] if spec.exposed_linear else [])

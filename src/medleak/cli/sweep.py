@@ -274,10 +274,27 @@ def flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix.rstrip(".")] = value
 
 
+def _fill_neutral(row: dict[str, Any]) -> None:
+    """A run stored before an option existed ran at its neutral value: say so, so that
+    ``--where``/``--group-by`` on the option put old and new runs of one setting together (an
+    attack option only for the attacks that have it)."""
+    from medleak.attacks import ATTACKS
+    from medleak.experiments.config import neutral_keys
+
+    spec = ATTACKS.get(str(row.get("attack.name")))
+    own = set(spec.option_names()) if spec is not None else set()
+    for path, value in neutral_keys():
+        if path[0] == "attack" and path[-1] not in own:
+            continue
+        row.setdefault(".".join(path), value)
+
+
 def run_row(run: Any) -> dict[str, Any]:
     """A stored run as one flat row: hash, kind, status, dotted config keys, then metrics."""
     row: dict[str, Any] = {"hash": run.run_id, "kind": run.kind, "status": run.status}
     flatten("", run.config, row)
+    if run.kind != "audit":
+        _fill_neutral(row)
     from medleak.defenses.spec import describe_chain
 
     row["defenses"] = describe_chain(run.config.get("defenses", []))

@@ -206,6 +206,15 @@ class RunConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as saved (config.yaml, metrics.json, a store): the attack section holds
+        only the chosen attack's options, so a run never records another attack's."""
+        data = self.full_dict()
+        own = set(self.attack.own_keys())
+        data["attack"] = {k: v for k, v in data["attack"].items() if k in own}
+        return data
+
+    def full_dict(self) -> dict[str, Any]:
+        """Every field, every attack's options included (what older run-id schemes hashed)."""
         return dataclasses.asdict(self)
 
 

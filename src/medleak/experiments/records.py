@@ -60,7 +60,7 @@ def canonical_config(config: RunConfig, scheme: int = RUN_ID_SCHEME) -> dict[str
 
     From scheme 3 on, the attack section holds only the chosen attack's options (an option of
     another attack cannot change this run's numbers)."""
-    data = config.to_dict()
+    data = config.full_dict()
     if scheme >= 3:
         own = set(config.attack.own_keys())
         data["attack"] = {k: v for k, v in data["attack"].items() if k in own}
@@ -136,7 +136,7 @@ def legacy_ids(
 
 def legacy_sweep_id(config: RunConfig, kind: str, train: dict[str, Any] | None = None) -> str:
     """The id the first sweep store (scheme 1) gave this run: found only to report it."""
-    raw = config.to_dict()
+    raw = config.full_dict()
     raw["metrics"].pop("baseline", None)  # never part of an id (EXCLUDED)
     # keys added after scheme 1; at these values the run is the one scheme 1 described
     for section, key, implicit in SINCE_SCHEME_1:

@@ -121,8 +121,9 @@ class Metric:
     writes (default: its name; empty for a batch-level number). per_image / compare: what the
     report shows in the per-image and the comparison tables. chart: a bar panel per run in the
     comparison (with fixed limits, or None to fit the values). summary: the batch-level numbers
-    shown beside every run wherever runs are listed: the console's summary, ``medleak results``
-    (its columns, ``--group-by`` means, ``--sort``) and the sweep report's table.
+    shown beside every run wherever runs are listed: the console's summary and ``medleak
+    results`` (its columns, ``--group-by`` means, ``--sort``). The sweep report ranks settings
+    by leakage above the floor and does not list per-metric columns.
     """
 
     name: str
