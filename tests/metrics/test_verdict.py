@@ -220,6 +220,10 @@ def test_defended_leaking_more_than_its_baseline_flags_the_budget():
     assert "attack budget is too small" in v.reason and "--iterations (now 30)" in v.reason
     assert protection_ssim(defended, base) == pytest.approx(-0.26)
     assert protection_ssim(_defended(ssim=0.40), base) == pytest.approx(0.21)
+    # a deterministic analytic stage decided: more iterations would not help, and it says so
+    analytic = judge({**defended, "attack_info": {"stage": "analytic"}}, base)
+    assert "analytic stage decided" in analytic.reason and "--iterations" in analytic.reason
+    assert "--no-analytic" in analytic.reason
 
 
 def _gaussian_run(model: str, iterations: int):

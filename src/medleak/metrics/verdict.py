@@ -220,6 +220,14 @@ def _budget_hint(metrics: Mapping[str, Any]) -> str:
     restarts = attack.get("restarts") if isinstance(attack, Mapping) else None
     now_it = f" (now {iterations})" if isinstance(iterations, int) else ""
     now_re = f" (now {restarts})" if isinstance(restarts, int) else ""
+    info = metrics.get("attack_info")
+    stage = info.get("stage") if isinstance(info, Mapping) else None
+    if isinstance(stage, str) and stage != "optimisation":
+        # a closed-form stage is deterministic: more iterations or restarts change nothing
+        return (
+            f"the attack's {stage} stage decided, which --iterations and --restarts do not "
+            "change: compare defenses on more batches, or with --no-analytic or another --attack"
+        )
     return f"raise --iterations{now_it} or --restarts{now_re}"
 
 

@@ -377,10 +377,22 @@ def _budget_warning(settings: list[Setting]) -> str | None:
     names = ", ".join(
         f"{escape(s.label)} ({len(points)} of {len(s.points)} batches)" for s, points in flagged
     )
+    stages = {
+        (p.run.metrics.get("attack_info") or {}).get("stage") for _, pts in flagged for p in pts
+    }
+    if stages and stages <= {"analytic", "head-features", "sign-support", "row-groups"}:
+        # a closed-form stage is deterministic: a bigger budget would rebuild the same
+        advice = (
+            f"ROG's {', '.join(sorted(stages))} stage decided, which {options} do not change: "
+            "compare on more batches (<code>data.offset</code>), or with "
+            "<code>attack.analytic: false</code> or another attack"
+        )
+    else:
+        advice = f"Raise {options} (or use a stronger attack)"
     return (
         '<p class="verdict warn">The attack budget is too small to rank defenses: it rebuilt '
         f"more from the defended than from the undefended update of the same batch under {names}."
-        f" Raise {options} (or use a stronger attack) before ranking.</p>"
+        f" {advice} before ranking.</p>"
     )
 
 
