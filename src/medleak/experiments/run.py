@@ -103,8 +103,11 @@ def model_for(config: RunConfig, data_classes: int) -> torch.nn.Module:
     )
 
 
-def plan_run(config: RunConfig) -> Plan:
-    """Validate every option and load the victim batch; no attack work yet."""
+def plan_run(config: RunConfig, model: torch.nn.Module | None = None) -> Plan:
+    """Validate every option and load the victim batch; no attack work yet.
+
+    ``model``: the victim as built elsewhere (``medleak audit``: a user's own model with the
+    global weights loaded); None builds the registry model of ``config``."""
     get_attack(config.attack.name)
     if config.metrics.gallery_size < 0:
         raise ConfigError(
@@ -127,7 +130,8 @@ def plan_run(config: RunConfig) -> Plan:
         if path is not None and path != "phantom" and not Path(path).exists():
             raise ConfigError(f"{flag}: no such folder or file: {path}")
     dataset = open_dataset(config.data.spec(), seed=config.seed)
-    model = model_for(config, len(dataset.classes))
+    if model is None:
+        model = model_for(config, len(dataset.classes))
     exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
     check_fits(
         model,
@@ -226,16 +230,23 @@ def _attack(plan: Plan, update: Update, progress: Progress | None) -> tuple[Reco
 
 
 def execute(
-    plan: Plan, progress: Progress | None = None, *, baseline: bool | None = None
+    plan: Plan,
+    progress: Progress | None = None,
+    *,
+    baseline: bool | None = None,
+    update: Update | None = None,
 ) -> RunResult:
     """Compute the client's (obfuscated) update, attack it, and score the reconstruction.
 
     ``baseline``: also attack the undefended update of the same batch (None: ``metrics.baseline``,
     off when unset; see ``baseline_wanted``). It runs after the defended attack and shares
     nothing with it but the inputs, so the defended numbers are the same with or without it.
+    ``update``: the update a client actually sent (``medleak audit``), attacked instead of one
+    computed here from the batch.
     """
     config = plan.config
-    update = plan.chain.client_update(plan.model, plan.batch, plan.settings, seed=config.seed)
+    if update is None:
+        update = plan.chain.client_update(plan.model, plan.batch, plan.settings, seed=config.seed)
     reconstruction, seconds = _attack(plan, update, progress)
     distractors = gallery_for(plan)
     prior, prior_source = prior_for(plan, distractors)
