@@ -104,7 +104,7 @@ def test_gray_is_replicated_for_three_channel_models() -> None:
     assert rgb.shape == (2, 3, 8, 8) and torch.equal(rgb[:, 2], gray[:, 0])
 
 
-@pytest.mark.parametrize("name", ["lenet", "lenet-dlg", "resnet18-rog", "resnet18"])
+@pytest.mark.parametrize("name", ["lenet", "lenet-dlg", "resnet18-rog", "resnet18", "resnet18-gn"])
 def test_registry_facts_match_the_built_model(name: str) -> None:
     """What the registry declares (BatchNorm, exposed layer, head, classes) is what is built."""
     from medleak.models import MODELS, model_info
@@ -127,3 +127,17 @@ def test_only_rog_lenet_declares_an_exposed_layer() -> None:
     from medleak.models import MODELS
 
     assert {n for n, s in MODELS.items() if s.exposed_linear} == {"lenet"}
+
+
+def test_groupnorm_resnet_has_no_batchnorm_and_per_example_gradients() -> None:
+    """resnet18-gn (what Opacus trains): GroupNorm everywhere ResNet-18 has BatchNorm, no
+    running buffers, and one image's output does not depend on the rest of its batch."""
+    model = build_model("resnet18-gn", 1, 32, seed=0)
+    plain = build_model("resnet18", 1, 32, seed=0)
+    groups = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
+    norms = [m for m in plain.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(groups) == len(norms) and not has_batchnorm(model)
+    assert all(m.num_groups == min(32, m.num_channels) for m in groups)
+    assert not list(model.buffers())
+    x = torch.rand(3, 1, 32, 32)
+    assert torch.allclose(model(x)[:1], model(x[:1]), atol=1e-5)

@@ -16,7 +16,7 @@ from torch import nn
 
 from medleak.errors import ConfigError
 from medleak.models.lenet import DlgLeNet, RogLeNet
-from medleak.models.resnet import ResNet18, RogResNet18
+from medleak.models.resnet import ResNet18, ResNet18GN, RogResNet18
 from medleak.models.weights import load_weights
 
 
@@ -55,6 +55,7 @@ MODELS: dict[str, ModelSpec] = {
     "lenet-dlg": ModelSpec(DlgLeNet, False, exposed_linear=None, head="classifier.1"),
     "resnet18-rog": ModelSpec(RogResNet18, False, exposed_linear=None, head="fc"),
     "resnet18": ModelSpec(ResNet18, True, exposed_linear=None, head="fc"),
+    "resnet18-gn": ModelSpec(ResNet18GN, False, exposed_linear=None, head="fc"),
 }
 
 
