@@ -132,21 +132,22 @@ def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, metadata
 
 
-def _fits(
+def check_tensors(
     path: Path, part: str, given: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
 ) -> None:
     """Names and shapes of ``given`` against the model's: one line naming the first misfit."""
+    where = f"update file {path}" if part in ("update", "global model") else str(path)
     for name, tensor in expected.items():
         if name not in given:
-            raise ConfigError(f"update file {path}: the {part} lacks the model's tensor {name!r}")
+            raise ConfigError(f"{where}: the {part} lacks the model's tensor {name!r}")
         if tuple(given[name].shape) != tuple(tensor.shape):
             raise ConfigError(
-                f"update file {path}: {part} tensor {name!r} has shape "
+                f"{where}: {part} tensor {name!r} has shape "
                 f"{tuple(given[name].shape)}, the model expects {tuple(tensor.shape)}"
             )
     for name in given:
         if name not in expected:
-            raise ConfigError(f"update file {path}: {part} tensor {name!r} is not in the model")
+            raise ConfigError(f"{where}: {part} tensor {name!r} is not in the model")
 
 
 def _finite(path: Path, part: str, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -192,12 +193,12 @@ def read_update(path: str | Path, model: nn.Module) -> Captured:
     buffer_names = [n for n, _ in model.named_buffers() if n in state]
     base = {k[len(GLOBAL) :]: v for k, v in tensors.items() if k.startswith(GLOBAL)}
     sent = {k[len(UPDATE) :]: v for k, v in tensors.items() if k.startswith(UPDATE)}
-    _fits(path, "global model", base, state)
+    check_tensors(path, "global model", base, state)
     with_buffers = bool(buffer_names) and any(n in sent for n in buffer_names)
     expected = {n: state[n] for n in param_names}
     if with_buffers:
         expected.update({n: state[n] for n in buffer_names})
-    _fits(path, "update", sent, expected)
+    check_tensors(path, "update", sent, expected)
     _finite(path, "global model", base)
     _finite(path, "update", sent)
     return Captured(

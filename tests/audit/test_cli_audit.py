@@ -70,9 +70,19 @@ def test_audit_of_medleaks_own_update_equals_attack(tmp_path, capsys, algorithm,
     assert (out / "reconstruction.png").is_file() and (out / "report.html").is_file()
     # without originals: the same reconstructions, nothing scored
     unscored = tmp_path / "c"
-    assert main([*argv, "--out", str(unscored), "--quiet"]) == 0
+    weights = tmp_path / "global.pt"  # the global weights as a separate file (--weights)
+    torch.save(
+        {
+            k[len("global/") :]: v
+            for k, v in load_file(str(update)).items()
+            if k.startswith("global/")
+        },
+        weights,
+    )
+    assert main([*argv, "--weights", str(weights), "--out", str(unscored), "--quiet"]) == 0
     metrics = json.loads((unscored / "metrics.json").read_text())
     assert metrics["verdict"] == "not scored" and "psnr" not in metrics
+    assert metrics["audit"]["global_weights"] == f"--weights {weights}"
     assert sum(metrics["audit"]["recovered_composition"].values()) == 2
     c = load_file(str(unscored / "tensors.safetensors"))
     # the same images, in the attack's own order (a scored run orders them by the originals)
@@ -107,6 +117,8 @@ def _refused(argv: list[str], capsys) -> str:
 
 
 def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch) -> None:
+    from medleak.models import build_model
+
     monkeypatch.chdir(tmp_path)
     update = str(_lenet_update(tmp_path))
     out = ["--out", str(tmp_path / "r"), "--quiet"]
@@ -125,6 +137,12 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch) -> No
     assert "raised ValueError: width 7 is not supported" in err
     err = _refused(["audit", "--update", update, "--model", "resnet18", *out], capsys)
     assert "lacks the model's tensor 'stem.0.weight'" in err
+    other = tmp_path / "other.pt"
+    torch.save(build_model("lenet", 1, 32, seed=0).state_dict(), other)
+    err = _refused(
+        ["audit", "--update", update, "--model", "lenet", "--weights", str(other), *out], capsys
+    )
+    assert f"--weights {other}: weights tensor 'classifier.1.weight' has shape (512, 4096)" in err
     missing = {**SETTINGS, "data": {"image_size": 16}}
     (tmp_path / "m").mkdir()
     bad = str(_lenet_update(tmp_path / "m", missing))

@@ -28,6 +28,11 @@ def add_parser(commands: Any) -> None:
         help="your model: PKG.MODULE:FUNCTION, called with the YAML's model_args",
     )
     audit.add_argument(
+        "--weights",
+        help="the global weights the server sent (.safetensors or a torch state dict), "
+        "when not the update file's own",
+    )
+    audit.add_argument(
         "--config", help="YAML: run-config keys the update lacks (attack, seed), model_args"
     )
     audit.add_argument(
@@ -72,6 +77,11 @@ def command_audit(args: argparse.Namespace) -> int:
         factory=factory,
         factory_args=factory_keys.get("model_args"),
     )
+    global_state = None
+    if args.weights is not None:
+        from medleak.models.weights import read_state_dict
+
+        global_state = read_state_dict(args.weights)
     set_threads(args.threads)
     attack_name = (extra.get("attack") or {}).get("name", "rog")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -94,6 +104,8 @@ def command_audit(args: argparse.Namespace) -> int:
             originals=args.originals,
             progress=progress,
             model_text=model_text,
+            global_state=global_state,
+            weights_name=f"--weights {args.weights}",
         )
     finally:
         for bar in bars:

@@ -324,21 +324,27 @@ def audit_file(
     progress: Progress | None = None,
     model_text: str | None = None,
     global_state: Mapping[str, torch.Tensor] | None = None,
+    weights_name: str = "global_state",
 ) -> AuditResult:
     """Read, validate and attack the captured update at ``update_path`` for ``model``.
 
     ``extra``: settings beside the file's (the YAML: attack options, seed, keys the file lacks).
-    ``global_state``: the weights the server sent, when not the file's own."""
+    ``global_state``: the weights the server sent, when not the file's own (``weights_name``
+    names them in an error)."""
     from medleak.capture import read_update
 
     captured = read_update(update_path, model)
     if global_state is not None:
-        state = {k: v.detach().cpu() for k, v in global_state.items()}
         from dataclasses import replace
 
+        from medleak.capture import check_tensors
+
+        state = {k: v.detach().cpu() for k, v in global_state.items()}
+        check_tensors(Path(weights_name), "weights", state, model.state_dict())
         captured = replace(captured, global_state=state)
     config = audit_config(
         captured.settings, extra, form=captured.form, model=model, originals=originals
     )
     source = audit_source(update_path, captured, model_text or type(model).__name__)
+    source["global_weights"] = "update file" if global_state is None else weights_name
     return run_audit(model, captured, config, originals, progress, source)
