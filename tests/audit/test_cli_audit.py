@@ -19,14 +19,17 @@ from medleak.experiments.config import load_config
 from medleak.experiments.run import plan_run
 
 
-def _config(algorithm: str, model: str = "lenet", size: int = 16) -> dict[str, Any]:
+def _config(
+    algorithm: str, model: str = "lenet", size: int = 16, defenses: list[str] | None = None
+) -> dict[str, Any]:
     return {
+        "defenses": defenses or [],
         "seed": 3,
         "data": {"source": "phantom", "batch_size": 2, "image_size": size},
         "model": {"name": model, "channels": 1},
         "fl": {"algorithm": algorithm, "local_steps": 2, "local_lr": 0.01},
         "attack": {"name": "rog", "iterations": 2, "labels": "inferred"},
-        "metrics": {"gallery_size": 4},
+        "metrics": {"gallery_size": 4, "baseline": False},
     }
 
 
@@ -44,10 +47,18 @@ def _capture(config_path: Path, full: dict[str, Any], out: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("algorithm", "model"), [("fedsgd", "lenet"), ("fedavg", "lenet"), ("fedavg", "resnet18")]
+    ("algorithm", "model", "defenses"),
+    [
+        ("fedsgd", "lenet", []),
+        ("fedavg", "lenet", []),
+        ("fedavg", "resnet18", []),
+        ("fedsgd", "lenet", ["topk:ratio=0.3"]),  # a defense the client declares it applied
+    ],
 )
-def test_audit_of_medleaks_own_update_equals_attack(tmp_path, capsys, algorithm, model) -> None:
-    full = _config(algorithm, model)
+def test_audit_of_medleaks_own_update_equals_attack(
+    tmp_path, capsys, algorithm, model, defenses
+) -> None:
+    full = _config(algorithm, model, defenses=defenses)
     full_path = tmp_path / "full.yaml"
     full_path.write_text(yaml.safe_dump(full))
     assert (
@@ -55,13 +66,15 @@ def test_audit_of_medleaks_own_update_equals_attack(tmp_path, capsys, algorithm,
     )
     update = _capture(full_path, full, tmp_path / "u.safetensors")
     extra = tmp_path / "extra.yaml"
-    extra.write_text(yaml.safe_dump({k: full[k] for k in ("seed", "attack", "metrics")}))
+    extra.write_text(
+        yaml.safe_dump({k: full[k] for k in ("seed", "attack", "metrics", "defenses")})
+    )
     argv = ["audit", "--update", str(update), "--model", model, "--config", str(extra)]
     out = tmp_path / "b"
     assert main([*argv, "--originals", "phantom", "--out", str(out), "--quiet"]) == 0
     attacked = json.loads((tmp_path / "a" / "metrics.json").read_text())
     audited = json.loads((out / "metrics.json").read_text())
-    for key in ("psnr", "ssim", "blank_psnr", "prior_ssim", "reid_rate", "verdict"):
+    for key in ("psnr", "ssim", "blank_psnr", "prior_ssim", "reid_rate", "verdict", "defenses"):
         assert audited[key] == attacked[key], key
     assert audited["audit"]["update_buffers"] is (model == "resnet18")
     a = load_file(str(tmp_path / "a" / "tensors.safetensors"))

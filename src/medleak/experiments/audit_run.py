@@ -25,6 +25,7 @@ from torch import nn
 
 from medleak.attacks import Progress, Reconstruction, ServerKnowledge, check_prior, get_attack
 from medleak.capture import Captured, pseudo_gradient
+from medleak.defenses import build_chain
 from medleak.errors import ConfigError, RunFailed
 from medleak.experiments.config import RunConfig, dump_config, from_dict
 from medleak.experiments.provenance import provenance
@@ -80,11 +81,11 @@ def audit_config(
                 f"{key}: the update file declares {declared[key]!r}, the config says {value!r}"
             )
     merged = {**given, **declared}
-    for key in ("data.source", "data.offset", "model.weights", "defenses"):
+    for key in ("data.source", "data.offset", "model.weights"):
         if key in merged:
             raise ConfigError(
                 f"{key} cannot be set for an audit (the batch is --originals, the weights are "
-                "the update file's, the client's defenses are not supported yet)"
+                "the update file's or --weights)"
             )
     wanted = list(ALWAYS)
     if merged.get("fl.algorithm") == "fedavg":
@@ -114,12 +115,16 @@ def to_update(captured: Captured, config: RunConfig) -> Update:
     buffers kept when the client sends them (``fl.sends_buffers``)."""
     fl = config.fl
     tensors = pseudo_gradient(captured, fl.algorithm, fl.local_lr)
+    # the defenses the client declares it applied: the attack reads what each stage declares
+    chain = build_chain(config.defenses)
     update = Update(
         tensors=tensors,
         kind="gradient" if fl.algorithm == "fedsgd" else "pseudo_gradient",
         fl=fl,
         batch_size=config.data.batch_size,
         bits_sent=32 * sum(t.numel() for t in tensors.values()),
+        defenses=tuple(chain.resolved),
+        declarations=chain.declarations,
         buffers=dict(captured.buffers) if captured.buffers and fl.sends_buffers else None,
     )
     update.check_finite()
@@ -235,7 +240,7 @@ def audit_record(result: AuditResult) -> RunRecord:
         "seconds": result.seconds,
         "seconds_per_iteration": result.seconds / max(iterations, 1),
         "num_images": int(found.images.shape[0]),
-        "defenses": [],
+        "defenses": list(result.update.defenses),
         "bits_sent": result.update.bits_sent,
         "bits_raw": result.update.bits_raw,
         "attack_info": found.info,
