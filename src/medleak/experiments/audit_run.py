@@ -30,7 +30,7 @@ from medleak.errors import ConfigError, RunFailed
 from medleak.experiments.config import RunConfig, dump_config, from_dict
 from medleak.experiments.provenance import provenance
 from medleak.experiments.records import RECORD_SCHEMA, RunRecord, run_id
-from medleak.experiments.run import RunResult, execute, plan_run
+from medleak.experiments.run import RunResult, batchnorm_refusal, execute, plan_run
 from medleak.experiments.store import _json_safe, run_record
 from medleak.fl import Update
 from medleak.models import model_info
@@ -178,7 +178,12 @@ def run_audit(
     )
     start = time.perf_counter()
     try:
-        found = attack(update, knowledge, options, seed=config.seed, progress=progress)
+        with batchnorm_refusal(
+            str(source.get("model") if source else config.model.name),
+            update.batch_size,
+            config.data.image_size,
+        ):
+            found = attack(update, knowledge, options, seed=config.seed, progress=progress)
     except torch.OutOfMemoryError as exc:
         raise RunFailed(f"out of memory during the attack: {exc}") from None
     seconds = time.perf_counter() - start

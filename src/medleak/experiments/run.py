@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,13 +135,14 @@ def plan_run(config: RunConfig, model: torch.nn.Module | None = None) -> Plan:
     if model is None:
         model = model_for(config, len(dataset.classes))
     exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
-    check_fits(
-        model,
-        batch_size=config.data.batch_size,
-        channels=config.model.channels,
-        image_size=config.data.image_size,
-        unrolled_steps=config.fl.local_steps if exact_unroll else 1,
-    )
+    with batchnorm_refusal(config.model.name, config.data.batch_size, config.data.image_size):
+        check_fits(
+            model,
+            batch_size=config.data.batch_size,
+            channels=config.model.channels,
+            image_size=config.data.image_size,
+            unrolled_steps=config.fl.local_steps if exact_unroll else 1,
+        )
     batch = select_batch(dataset, config.data.batch_size, config.data.offset)
     victim_indices = list(range(config.data.offset, config.data.offset + config.data.batch_size))
     return Plan(config, dataset, batch, victim_indices, model, config.fl, chain, options)
@@ -198,6 +201,22 @@ def prior_for(plan: Plan, distractors: Distractors) -> tuple[torch.Tensor | None
     return prior_image(distractors.images), "distractors"
 
 
+@contextmanager
+def batchnorm_refusal(model: str, batch_size: int, image_size: int) -> Iterator[None]:
+    """A BatchNorm layer in training mode that sees one value per channel (batch 1, features
+    down to 1 x 1) cannot normalise: torch's ValueError as one line saying what to change."""
+    try:
+        yield
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" not in str(exc):
+            raise
+        raise ConfigError(
+            f"model {model} at {image_size} px reduces a batch of {batch_size} to one value per "
+            "channel before a BatchNorm layer, which cannot normalise it in training mode; use a "
+            "larger --image-size or --batch-size"
+        ) from None
+
+
 def baseline_wanted(config: RunConfig, auto: bool) -> bool:
     """Whether to attack the undefended update too: ``metrics.baseline`` when set, else ``auto``
     (``medleak attack``: on for a defended run; a sweep: off, its ``[]`` setting is the baseline).
@@ -246,7 +265,10 @@ def execute(
     """
     config = plan.config
     if update is None:
-        update = plan.chain.client_update(plan.model, plan.batch, plan.settings, seed=config.seed)
+        with batchnorm_refusal(config.model.name, len(plan.batch), config.data.image_size):
+            update = plan.chain.client_update(
+                plan.model, plan.batch, plan.settings, seed=config.seed
+            )
     reconstruction, seconds = _attack(plan, update, progress)
     distractors = gallery_for(plan)
     prior, prior_source = prior_for(plan, distractors)
