@@ -33,7 +33,7 @@ FLOORS = [
     ["experiments"],
     ["integrations", "findings"],
     ["report"],
-    ["cli"],
+    ["cli", "api"],
 ]
 RANK = {name: rank for rank, names in enumerate(FLOORS) for name in names}
 

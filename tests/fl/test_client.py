@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from medleak.data import Batch
 from medleak.errors import ConfigError, MedleakError
 from medleak.fl import FLSettings, compute_update
 from medleak.models import build_model
@@ -64,3 +65,40 @@ def test_bad_settings_and_nan_updates_are_refused(make_batch) -> None:
     broken[name][0] = float("nan")
     with pytest.raises(MedleakError, match="NaN"):
         update.replace(tensors=broken).check_finite()
+
+
+def test_bn_mode_eval_freezes_batchnorm_on_both_sides() -> None:
+    """fl.bn_mode eval: the client normalises by the running statistics and sends them
+    unchanged; the attacker's differentiable update is the same function; train is the default
+    and is left out of the run id (existing stores keep their ids)."""
+    from medleak.attacks.base import ServerKnowledge
+    from medleak.attacks.bn_statistics import recover
+    from medleak.experiments.config import RunConfig, apply_overrides
+    from medleak.experiments.records import canonical_config
+    from medleak.fl.client import client_update_tensors, parameters_of
+
+    model = build_model("resnet18", 1, 16, seed=0)
+    batch = Batch(torch.rand(2, 1, 16, 16), torch.tensor([0, 1]), ("a", "b"), (None, None))
+    frozen = FLSettings("fedavg", local_steps=2, local_lr=0.1, bn_mode="eval")
+    trained = compute_update(model, batch, FLSettings("fedavg", local_steps=2, local_lr=0.1))
+    update = compute_update(model, batch, frozen)
+    assert model.training and all(m.training for m in model.modules())  # modes restored
+    assert update.buffers is not None
+    assert torch.equal(update.buffers["stem.1.running_mean"], model.stem[1].running_mean)
+    assert not torch.equal(trained.buffers["stem.1.running_mean"], model.stem[1].running_mean)
+    assert not torch.allclose(trained.tensors["fc.weight"], update.tensors["fc.weight"])
+    params = {n: p.clone().requires_grad_(True) for n, p in parameters_of(model).items()}
+    dummy = client_update_tensors(
+        model, params, batch.images, batch.labels, frozen, create_graph=True
+    )
+    for name, tensor in update.tensors.items():
+        assert torch.allclose(dummy[name], tensor, rtol=1e-4, atol=1e-6), name
+    knowledge = ServerKnowledge(model=model, image_size=16, batch_size=2)
+    assert recover(knowledge, update) is None and recover(knowledge, trained) is not None
+    assert "bn_mode" not in canonical_config(RunConfig())["fl"]
+    assert (
+        canonical_config(apply_overrides(RunConfig(), {"fl.bn_mode": "eval"}))["fl"]["bn_mode"]
+        == "eval"
+    )
+    with pytest.raises(ConfigError, match="BatchNorm mode 'frozen'"):
+        FLSettings(bn_mode="frozen")  # type: ignore[arg-type]

@@ -53,7 +53,7 @@ def _lean_update(model, params, inputs, targets, settings):
     return client_update_tensors(model, params, inputs, targets, settings, create_graph=True)
 
 
-@pytest.mark.parametrize("name", ["lenet", "lenet-dlg", "resnet18-rog", "resnet18"])
+@pytest.mark.parametrize("name", ["lenet", "lenet-dlg", "resnet18-rog", "resnet18", "resnet18-gn"])
 @pytest.mark.parametrize(
     "settings", [FLSettings("fedsgd"), FLSettings("fedavg", local_steps=2, local_lr=0.1)]
 )

@@ -137,3 +137,47 @@ def test_a_model_declares_its_exposed_layer_exactly_when_it_has_one(name: str) -
         and m.out_features == head.in_features
     ]  # fmt: skip
     assert candidates == ([spec.exposed_linear] if spec.exposed_linear else [])
+
+
+def test_groupnorm_resnet_has_no_batchnorm_and_per_example_gradients() -> None:
+    """resnet18-gn (what Opacus trains): GroupNorm everywhere ResNet-18 has BatchNorm, no
+    running buffers, and one image's output does not depend on the rest of its batch."""
+    model = build_model("resnet18-gn", 1, 32, seed=0)
+    plain = build_model("resnet18", 1, 32, seed=0)
+    groups = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
+    norms = [m for m in plain.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(groups) == len(norms) and not has_batchnorm(model)
+    assert all(m.num_groups == min(32, m.num_channels) for m in groups)
+    assert not list(model.buffers())
+    x = torch.rand(3, 1, 32, 32)
+    assert torch.allclose(model(x)[:1], model(x[:1]), atol=1e-5)
+
+
+def test_densenet121_is_chexnets_architecture() -> None:
+    """121 weight layers (120 convolutions and the head), dense blocks of 6/12/24/16 layers,
+    1024 features into the head, BatchNorm; refused below the 32 px its halvings need."""
+    model = build_model("densenet121", 1, 32, seed=0)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert len(convs) + len(linears) == 121 and model.classifier.in_features == 1024
+    assert has_batchnorm(model)
+    from medleak.models.densenet import DenseLayer
+
+    blocks = [m for m in model.features if isinstance(m, nn.Sequential) and len(m) > 4]
+    assert [sum(isinstance(x, DenseLayer) for x in b) for b in blocks] == [6, 12, 24, 16]
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 2)
+    with pytest.raises(ConfigError, match="densenet121 needs images of at least 32 px"):
+        build_model("densenet121", 1, 16, seed=0)
+
+
+def test_one_value_per_batchnorm_channel_is_refused_before_any_work() -> None:
+    """Batch 1 reduced to 1 x 1 features before a BatchNorm layer: one line, not torch's error."""
+    from medleak.experiments.config import RunConfig, apply_overrides
+    from medleak.experiments.run import plan_run
+
+    config = apply_overrides(
+        RunConfig(),
+        {"model.name": "densenet121", "data.image_size": 32, "data.batch_size": 1},
+    )
+    with pytest.raises(ConfigError, match="densenet121 at 32 px reduces a batch of 1 to one value"):
+        plan_run(config)

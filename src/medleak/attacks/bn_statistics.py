@@ -59,8 +59,9 @@ def mixture_weights(momentum: float, passes: int) -> tuple[float, ...]:
 
 def recover(knowledge: ServerKnowledge, update: Update) -> BatchStatistics | None:
     """The client's batch statistics from the buffers it sent, or None when it sent none (or a
-    layer uses a cumulative average, momentum None, whose count the attack would need too)."""
-    if not update.buffers:
+    layer uses a cumulative average, momentum None, whose count the attack would need too, or
+    the client froze BatchNorm, ``fl.bn_mode`` eval: its buffers hold no batch statistic)."""
+    if not update.buffers or update.fl.bn_mode == "eval":
         return None
     layers = batchnorm_layers(knowledge.model)
     if not layers:

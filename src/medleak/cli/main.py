@@ -71,6 +71,9 @@ def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentPars
     from medleak.cli.findings import add_parser as add_findings_parser
 
     add_findings_parser(commands)
+    from medleak.cli.audit import add_parser as add_audit_parser
+
+    add_audit_parser(commands)
     report = commands.add_parser("report", help="one HTML report from one or more run folders")
     report.add_argument("runs", nargs="+", help="run folders written by 'medleak attack'")
     report.add_argument(
@@ -101,6 +104,12 @@ def _sweep_command(name: str) -> Any:
     return command
 
 
+def _audit_command(args: argparse.Namespace) -> int:
+    from medleak.cli.audit import command_audit
+
+    return command_audit(args)
+
+
 def _findings_command(args: argparse.Namespace) -> int:
     from medleak.cli.findings import command_findings
 
@@ -112,6 +121,7 @@ COMMANDS = {
     "train": _sweep_command("train"),
     "results": _sweep_command("results"),
     "findings": _findings_command,
+    "audit": _audit_command,
     "attack": command_attack,
     "train-prior": command_train_prior,
     "demo": command_demo,

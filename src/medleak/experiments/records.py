@@ -42,6 +42,7 @@ SINCE_SCHEME_1 = (
     ("attack", "init", "gray"),
     ("metrics", "gallery_source", None),
     ("metrics", "auxiliary", None),
+    ("fl", "bn_mode", "train"),
 )
 # Keys of ``data`` that choose the attacked batch, not the federation: a training ignores them.
 BATCH_ONLY = ("offset", "order", "batch_size", "split")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,8 +105,11 @@ def model_for(config: RunConfig, data_classes: int) -> torch.nn.Module:
     )
 
 
-def plan_run(config: RunConfig) -> Plan:
-    """Validate every option and load the victim batch; no attack work yet."""
+def plan_run(config: RunConfig, model: torch.nn.Module | None = None) -> Plan:
+    """Validate every option and load the victim batch; no attack work yet.
+
+    ``model``: the victim as built elsewhere (``medleak audit``: a user's own model with the
+    global weights loaded); None builds the registry model of ``config``."""
     get_attack(config.attack.name)
     if config.metrics.gallery_size < 0:
         raise ConfigError(
@@ -127,15 +132,17 @@ def plan_run(config: RunConfig) -> Plan:
         if path is not None and path != "phantom" and not Path(path).exists():
             raise ConfigError(f"{flag}: no such folder or file: {path}")
     dataset = open_dataset(config.data.spec(), seed=config.seed)
-    model = model_for(config, len(dataset.classes))
+    if model is None:
+        model = model_for(config, len(dataset.classes))
     exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
-    check_fits(
-        model,
-        batch_size=config.data.batch_size,
-        channels=config.model.channels,
-        image_size=config.data.image_size,
-        unrolled_steps=config.fl.local_steps if exact_unroll else 1,
-    )
+    with batchnorm_refusal(config.model.name, config.data.batch_size, config.data.image_size):
+        check_fits(
+            model,
+            batch_size=config.data.batch_size,
+            channels=config.model.channels,
+            image_size=config.data.image_size,
+            unrolled_steps=config.fl.local_steps if exact_unroll else 1,
+        )
     batch = select_batch(dataset, config.data.batch_size, config.data.offset)
     victim_indices = list(range(config.data.offset, config.data.offset + config.data.batch_size))
     return Plan(config, dataset, batch, victim_indices, model, config.fl, chain, options)
@@ -194,6 +201,22 @@ def prior_for(plan: Plan, distractors: Distractors) -> tuple[torch.Tensor | None
     return prior_image(distractors.images), "distractors"
 
 
+@contextmanager
+def batchnorm_refusal(model: str, batch_size: int, image_size: int) -> Iterator[None]:
+    """A BatchNorm layer in training mode that sees one value per channel (batch 1, features
+    down to 1 x 1) cannot normalise: torch's ValueError as one line saying what to change."""
+    try:
+        yield
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" not in str(exc):
+            raise
+        raise ConfigError(
+            f"model {model} at {image_size} px reduces a batch of {batch_size} to one value per "
+            "channel before a BatchNorm layer, which cannot normalise it in training mode; use a "
+            "larger --image-size or --batch-size"
+        ) from None
+
+
 def baseline_wanted(config: RunConfig, auto: bool) -> bool:
     """Whether to attack the undefended update too: ``metrics.baseline`` when set, else ``auto``
     (``medleak attack``: on for a defended run; a sweep: off, its ``[]`` setting is the baseline).
@@ -226,16 +249,26 @@ def _attack(plan: Plan, update: Update, progress: Progress | None) -> tuple[Reco
 
 
 def execute(
-    plan: Plan, progress: Progress | None = None, *, baseline: bool | None = None
+    plan: Plan,
+    progress: Progress | None = None,
+    *,
+    baseline: bool | None = None,
+    update: Update | None = None,
 ) -> RunResult:
     """Compute the client's (obfuscated) update, attack it, and score the reconstruction.
 
     ``baseline``: also attack the undefended update of the same batch (None: ``metrics.baseline``,
     off when unset; see ``baseline_wanted``). It runs after the defended attack and shares
     nothing with it but the inputs, so the defended numbers are the same with or without it.
+    ``update``: the update a client actually sent (``medleak audit``), attacked instead of one
+    computed here from the batch.
     """
     config = plan.config
-    update = plan.chain.client_update(plan.model, plan.batch, plan.settings, seed=config.seed)
+    if update is None:
+        with batchnorm_refusal(config.model.name, len(plan.batch), config.data.image_size):
+            update = plan.chain.client_update(
+                plan.model, plan.batch, plan.settings, seed=config.seed
+            )
     reconstruction, seconds = _attack(plan, update, progress)
     distractors = gallery_for(plan)
     prior, prior_source = prior_for(plan, distractors)

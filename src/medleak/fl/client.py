@@ -8,7 +8,8 @@ with a backward pass that is cheaper to differentiate again (the attack loop's h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -73,7 +74,40 @@ def local_sgd(
     create_graph: bool = False,
 ) -> Params:
     """Sum of the step gradients of ``settings.steps`` full-batch SGD steps from ``current``,
-    each step's gradient from ``estimator`` (plain, or DP-SGD's clipped and noised one)."""
+    each step's gradient from ``estimator`` (plain, or DP-SGD's clipped and noised one), with
+    BatchNorm in ``settings.bn_mode``."""
+    with batchnorm_mode(model, settings.bn_mode):
+        return _local_sgd(
+            model, current, buffers, inputs, targets, settings, estimator, create_graph
+        )
+
+
+@contextmanager
+def batchnorm_mode(model: nn.Module, mode: str) -> Iterator[None]:
+    """Every BatchNorm layer of ``model`` in ``mode`` (``eval``: frozen running statistics) for
+    the duration; the layers' own modes are restored after."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    before = [m.training for m in layers]
+    try:
+        if mode == "eval":
+            for layer in layers:
+                layer.train(False)
+        yield
+    finally:
+        for layer, training in zip(layers, before):
+            layer.train(training)
+
+
+def _local_sgd(
+    model: nn.Module,
+    current: Params,
+    buffers: Params,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    settings: FLSettings,
+    estimator: GradientEstimator,
+    create_graph: bool,
+) -> Params:
     names = list(current)
     total: list[torch.Tensor] | None = None
     for step in range(settings.steps):

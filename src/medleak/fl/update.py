@@ -12,6 +12,7 @@ from medleak.errors import ConfigError, MedleakError
 from medleak.flags import option
 
 Algorithm = Literal["fedsgd", "fedavg"]
+BatchNormMode = Literal["train", "eval"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class FLSettings:
     send_buffers: whether the update carries the model's buffers after local training (BatchNorm
         running statistics, as FedAvg clients send them so the server can average them); None =
         FedAvg yes, FedSGD no.
+    bn_mode: BatchNorm during local training: ``train`` normalises by the batch's statistics
+        and updates the running ones; ``eval`` (clients that freeze BatchNorm, e.g. fine-tuning a
+        pretrained model) normalises by the running statistics and leaves them unchanged.
     """
 
     algorithm: Algorithm = option("fedsgd", "--fl", "client algorithm")
@@ -34,6 +38,13 @@ class FLSettings:
         "the update carries BatchNorm running statistics",
         default_text="FedAvg yes",
     )
+    bn_mode: BatchNormMode = option(
+        "train",
+        "--bn-mode",
+        "BatchNorm in local training: train = batch statistics, eval = frozen running ones",
+        choices=("train", "eval"),
+        neutral="train",
+    )
 
     def __post_init__(self) -> None:
         if self.algorithm not in ("fedsgd", "fedavg"):
@@ -42,6 +53,8 @@ class FLSettings:
             raise ConfigError(f"local steps must be >= 1, got {self.local_steps}")
         if not self.local_lr > 0:
             raise ConfigError(f"local learning rate must be > 0, got {self.local_lr}")
+        if self.bn_mode not in ("train", "eval"):
+            raise ConfigError(f"unknown BatchNorm mode {self.bn_mode!r}; choose train or eval")
 
     @property
     def sends_buffers(self) -> bool:

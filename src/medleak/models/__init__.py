@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from medleak.errors import ConfigError
+from medleak.models.densenet import DenseNet121
 from medleak.models.lenet import DlgLeNet, RogLeNet
-from medleak.models.resnet import ResNet18, RogResNet18
+from medleak.models.resnet import ResNet18, ResNet18GN, RogResNet18
 from medleak.models.weights import load_weights
 
 
@@ -31,6 +32,7 @@ class ModelSpec:
         gradient exposes per-image features (R-GAP / ROG's analytic stage); None if there is none.
     head: module path of the last linear layer; when the model has an exposed layer, the head
         follows it directly (its weights scale the disaggregated features).
+    min_image_size: the smallest side the architecture's downsampling allows.
     """
 
     build: Callable[[int, int, int], nn.Module]
@@ -38,6 +40,7 @@ class ModelSpec:
     exposed_linear: str | None
     head: str
     num_classes_configurable: bool = True
+    min_image_size: int = 8
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ MODELS: dict[str, ModelSpec] = {
     "lenet-dlg": ModelSpec(DlgLeNet, False, exposed_linear=None, head="classifier.1"),
     "resnet18-rog": ModelSpec(RogResNet18, False, exposed_linear=None, head="fc"),
     "resnet18": ModelSpec(ResNet18, True, exposed_linear=None, head="fc"),
+    "resnet18-gn": ModelSpec(ResNet18GN, False, exposed_linear=None, head="fc"),
+    "densenet121": ModelSpec(
+        DenseNet121, True, exposed_linear=None, head="classifier", min_image_size=32
+    ),
 }
 
 
@@ -73,6 +80,9 @@ def build_model(
         raise ConfigError(f"channels must be 1 or 3, got {channels}")
     if image_size < 8 or image_size % 4:
         raise ConfigError(f"image size must be a multiple of 4 and at least 8, got {image_size}")
+    smallest = MODELS[name].min_image_size
+    if image_size < smallest:
+        raise ConfigError(f"model {name} needs images of at least {smallest} px, got {image_size}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MODELS[name].build(channels, num_classes, image_size)
