@@ -389,17 +389,15 @@ def _floors_html(view: RunView) -> str:
     if prior is not None and is_num(m.get("prior_ssim")):
         held = "auxiliary images" if m.get("prior_source") == "auxiliary" else "other images"
         figures.append((prior[0], f"mean of {held}", m.get("prior_ssim"), m.get("prior_psnr")))
-    cells = "".join(
-        f'<figure class="floor">{_img(_gray_png(image), label, "floor")}<figcaption>'
-        f"{escape(label)}<br>SSIM {fmt(ssim)}, PSNR {fmt(psnr_, 1)} dB</figcaption></figure>"
-        for image, label, ssim, psnr_ in figures
+    return render(
+        "floors.html.j2",
+        figures=[
+            (Markup(_img(_gray_png(image), label, "floor")), label, fmt(ssim), fmt(psnr_, 1))
+            for image, label, ssim, psnr_ in figures
+        ],
+        floor_ssim=fmt(m.get("floor_ssim", m.get("blank_ssim"))),
+        floor_psnr=fmt(m.get("floor_psnr", m.get("blank_psnr")), 1),
     )
-    return f"""
-  <h3>What the server knows without the update (the floors)</h3>
-  <p class="hint">A reconstruction shows a leak only above the stronger of these: floor SSIM
-  {escape(fmt(m.get("floor_ssim", m.get("blank_ssim"))))}, PSNR
-  {escape(fmt(m.get("floor_psnr", m.get("blank_psnr")), 1))} dB.</p>
-  <div class="floors">{cells}</div>"""
 
 
 def _baseline_html(view: RunView) -> str:
@@ -436,12 +434,13 @@ def _baseline_html(view: RunView) -> str:
     if originals is not None and recon is not None and originals.shape == recon.shape:
         png = grid_png(originals, recon)
         grid = _img(png, f"originals and the undefended baseline of {view.name}", "grid")
-    badge = BADGES.get(str(m.get("baseline_verdict")), "warn")
-    return f"""
-  <h3>Without the defense (baseline): originals (top), rebuilt (bottom)
-  <span class="badge {badge}">{escape(str(m.get("baseline_verdict")))}</span></h3>
-  <p class="baseline">{escape(text)}</p>
-  {grid}"""
+    return render(
+        "baseline.html.j2",
+        badge=BADGES.get(str(m.get("baseline_verdict")), "warn"),
+        outcome=str(m.get("baseline_verdict")),
+        text=text,
+        grid=Markup(grid),
+    )
 
 
 def _provenance(m: dict[str, Any]) -> str:
@@ -520,22 +519,17 @@ def comparison_section(views: Sequence[RunView]) -> str:
         strip = "<h3>Same images, each run's reconstruction</h3>" + _img(
             png, "reconstructions per run", "side-by-side"
         )
-    summaries = "".join(
-        f'<li><b>{escape(v.name)}</b> <span class="badge {verdict(v.metrics)[0]}">'
-        f"{escape(verdict(v.metrics)[1])}</span>: {escape(summary_line(v.metrics))}</li>"
-        for v in views
+    return render(
+        "comparison.html.j2",
+        count=len(views),
+        summaries=[
+            (v.name, verdict(v.metrics)[0], verdict(v.metrics)[1], summary_line(v.metrics))
+            for v in views
+        ],
+        table=Markup(table("comparison", comparison_headers(), rows)),
+        chart=Markup(chart),
+        strip=Markup(strip),
     )
-    return f"""
-<section id="comparison">
-  <h2>Comparison of {len(views)} runs</h2>
-  <ul class="summaries">{summaries}</ul>
-  <p class="hint">Runs in the order given. Re-id rate: share of victim images the server could
-  pick out of the gallery; chance: the rate random guessing reaches; p: how often random
-  guessing would do at least as well (below 0.05: not luck).</p>
-  {table("comparison", comparison_headers(), rows)}
-  {chart}
-  {strip}
-</section>"""
 
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
@@ -551,72 +545,36 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
 
 FRONTIER_COMMAND = "medleak sweep examples/frontier.yaml --store results.db"
 
-GLOSSARY = """
-<details class="glossary"><summary>Glossary</summary><dl>
-<dt>honest-but-curious server</dt><dd>the federated-learning server follows the protocol but
-looks at every update a hospital sends, to learn what it can about the images behind it</dd>
-<dt>FedSGD / FedAvg</dt><dd>what a hospital sends each round: one gradient of its batch
-(FedSGD), or the change of the model after several local training steps (FedAvg)</dd>
-<dt>defense (obfuscation)</dt><dd>what the hospital does to its update before sending it: noise,
-differential privacy, quantization, sparsification, compression</dd>
-<dt>PSNR, SSIM</dt><dd>how close a rebuilt image is to the real one (PSNR in dB, SSIM from 0 to
-1); a blank gray image already scores about 14 dB / 0.4 on chest X-rays, so only values above
-that floor mean something leaked</dd>
-<dt>re-identification</dt><dd>whether each rebuilt image picks out its own original among a
-gallery of other images; ssim64-std is the similarity used (SSIM on standardised 64 px
-copies)</dd>
-<dt>p-value</dt><dd>how often random guessing would do at least as well; below 0.05 the result
-is not luck</dd>
-<dt>RDLV</dt><dd>relative leakage: how much closer the rebuilt image is than the prior image
-(the mean of other images, what the server knows without the update)</dd>
-<dt>floor</dt><dd>what an attacker scores without the update: the stronger of a blank gray image
-and the mean of other images of the same source</dd>
-<dt>baseline</dt><dd>the same attack on the same batch's undefended update; a defense is judged
-against it</dd>
-<dt>epsilon, delta</dt><dd>the differential-privacy guarantee; smaller epsilon = stronger</dd>
-</dl></details>
-"""
-
 
 def conclusion_section(views: Sequence[RunView]) -> str:
     """The answer first, in plain words, then what to try next."""
     from medleak.report.plain import plain_sentence
 
     judged = [(v, judge(v.metrics)) for v in views]
-    lines = []
-    for view, verdict in judged:
-        # the plain sentence leads; the verdict's reason, with its numbers, is in the run section
-        prefix = f"{view.name}: " if len(views) > 1 else ""
-        sentence = plain_sentence(view.metrics, is_synthetic(view.metrics))
-        lines.append(
-            f'<p class="verdict {BADGES[verdict.outcome]}">{escape(prefix)}{escape(sentence)}</p>'
-        )
-    if any(is_synthetic(v.metrics) for v in views):
-        lines.append(
-            '<p class="note">The images are <strong>synthetic</strong> chest-radiograph '
-            "phantoms generated by medleak, not patients; run it on your own X-rays "
-            "for a conclusion about real data.</p>"
-        )
     leaking = [v for v, verdict in judged if verdict.outcome == LEAKS]
     safe = [v.name for v, verdict in judged if verdict.outcome == NO_MEASURABLE_LEAKAGE]
     if leaking and safe:
-        advice = (
-            "Next: the runs in this report that showed no measurable leakage were "
-            f"{', '.join(safe)}; compare their model accuracy and bandwidth on the frontier "
-            f"(<code>{escape(FRONTIER_COMMAND)}</code>)."
-        )
+        advice = "compare"
     elif leaking or any(verdict.outcome == INCONCLUSIVE for _, verdict in judged):
-        advice = (
-            "Next: measure stronger defenses and their cost in accuracy and bandwidth "
-            f"with the frontier sweep: <code>{escape(FRONTIER_COMMAND)}</code>."
-        )
+        advice = "measure"
     else:
-        advice = (
-            "Next: try a stronger attack (more iterations, restarts, a learned prior) "
-            "before trusting this defense."
-        )
-    lines.append(f'<p class="next">{advice}</p>')
-    return '<div class="conclusion">' + "".join(lines) + "</div>"
+        advice = "stronger"
+    return render(
+        "conclusion.html.j2",
+        # the plain sentence leads; the verdict's reason, with its numbers, is in the run section
+        lines=[
+            (
+                BADGES[verdict.outcome],
+                f"{view.name}: " if len(views) > 1 else "",
+                plain_sentence(view.metrics, is_synthetic(view.metrics)),
+            )
+            for view, verdict in judged
+        ],
+        synthetic=any(is_synthetic(v.metrics) for v in views),
+        advice=advice,
+        safe=", ".join(safe),
+        command=FRONTIER_COMMAND,
+    )
 
 
 def render_report(views: Sequence[RunView], stores: Sequence[Path] = ()) -> str:
@@ -643,7 +601,7 @@ def render_report(views: Sequence[RunView], stores: Sequence[Path] = ()) -> str:
     if len(views) > 1:
         sections.append(comparison_section(views))
     sections.extend(run_section(v, i) for i, v in enumerate(views))
-    sections.append(GLOSSARY)
+    sections.append(render("glossary.html.j2"))
     return render("page.html.j2", title=title, sections=[Markup(x) for x in sections])
 
 
