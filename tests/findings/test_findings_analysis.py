@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.findings import attack_findings as af
-from medleak.findings import training_findings as tf
+from medleak.findings.catalog import BY_NUMBER
 from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE
 from medleak.findings.stats import PHANTOM, SAMPLE, falls, spearman, summarise
 
@@ -79,11 +78,11 @@ def _dlg(psnrs: list[float], source: str = "phantom") -> list[StoredRun]:
 
 
 def test_finding_1_majority_of_seeds_at_30_db() -> None:
-    agrees = only(af.finding_1(_dlg([35, 31, 30.5, 12, 10])))
+    agrees = only(BY_NUMBER[1].analyse(_dlg([35, 31, 30.5, 12, 10])))
     assert agrees.verdict == AGREES and "3 of 5" in agrees.reason
-    flipped = only(af.finding_1(_dlg([35, 31, 29.5, 12, 10])))
+    flipped = only(BY_NUMBER[1].analyse(_dlg([35, 31, 29.5, 12, 10])))
     assert flipped.verdict == DISAGREES
-    both = af.finding_1(_dlg([35, 31, 33]) + _dlg([10, 11, 12], source="/data/xray"))
+    both = BY_NUMBER[1].analyse(_dlg([35, 31, 33]) + _dlg([10, 11, 12], source="/data/xray"))
     assert {o.source: o.verdict for o in both} == {PHANTOM: AGREES, SAMPLE: DISAGREES}
 
 
@@ -100,15 +99,15 @@ def test_finding_2_falls_with_batch_for_optimisation_attacks() -> None:
     analytic = {"name": "rog"}
     falling = _batch_runs({1: 0.6, 2: 0.4, 4: 0.2, 8: 0.05}, ig)
     flat_analytic = _batch_runs({1: 0.7, 2: 0.7, 4: 0.7, 8: 0.7}, analytic)
-    outcome = only(af.finding_2(falling + flat_analytic))
+    outcome = only(BY_NUMBER[2].analyse(falling + flat_analytic))
     assert outcome.verdict == AGREES
     assert "analytic stage (lenet) does not fall" in outcome.reason
     rising = _batch_runs({1: 0.2, 2: 0.3, 4: 0.5, 8: 0.6}, ig)
-    assert only(af.finding_2(rising)).verdict == DISAGREES
+    assert only(BY_NUMBER[2].analyse(rising)).verdict == DISAGREES
     at_floor = _batch_runs({1: 0.0, 2: 0.0, 4: 0.0}, ig)
-    assert only(af.finding_2(at_floor)).verdict == INCONCLUSIVE
+    assert only(BY_NUMBER[2].analyse(at_floor)).verdict == INCONCLUSIVE
     one_batch = _batch_runs({1: 0.6}, ig)  # a trend needs two batch sizes
-    assert only(af.finding_2(one_batch)).verdict == INCONCLUSIVE
+    assert only(BY_NUMBER[2].analyse(one_batch)).verdict == INCONCLUSIVE
 
 
 def test_finding_3_falls_with_tau_times_lr() -> None:
@@ -120,9 +119,9 @@ def test_finding_3_falls_with_tau_times_lr() -> None:
         ]
 
     down = {(1, 1e-4): 0.6, (5, 1e-4): 0.5, (10, 1e-2): 0.1}
-    assert only(af.finding_3(runs(down))).verdict == AGREES
+    assert only(BY_NUMBER[3].analyse(runs(down))).verdict == AGREES
     up = {(1, 1e-4): 0.1, (5, 1e-4): 0.5, (10, 1e-2): 0.6}
-    assert only(af.finding_3(runs(up))).verdict == DISAGREES
+    assert only(BY_NUMBER[3].analyse(runs(up))).verdict == DISAGREES
 
 
 def _bn(off: float, on: float) -> list[StoredRun]:
@@ -139,8 +138,8 @@ def _bn(off: float, on: float) -> list[StoredRun]:
 
 
 def test_finding_4_statistics_margin() -> None:
-    assert only(af.finding_4(_bn(0.02, 0.30))).verdict == AGREES
-    assert only(af.finding_4(_bn(0.02, 0.05))).verdict == DISAGREES  # gain 0.03 < 0.05
+    assert only(BY_NUMBER[4].analyse(_bn(0.02, 0.30))).verdict == AGREES
+    assert only(BY_NUMBER[4].analyse(_bn(0.02, 0.05))).verdict == DISAGREES  # gain 0.03 < 0.05
 
 
 def _aware(aware: float, unaware: float) -> list[StoredRun]:
@@ -156,9 +155,9 @@ def _aware(aware: float, unaware: float) -> list[StoredRun]:
 
 
 def test_finding_5_aware_keeps_more() -> None:
-    outcome = only(af.finding_5(_aware(0.5, 0.1)))
+    outcome = only(BY_NUMBER[5].analyse(_aware(0.5, 0.1)))
     assert outcome.verdict == AGREES and "reference ROG core" in outcome.reason
-    assert only(af.finding_5(_aware(0.1, 0.5))).verdict == DISAGREES
+    assert only(BY_NUMBER[5].analyse(_aware(0.1, 0.5))).verdict == DISAGREES
 
 
 def _dp(accuracy_at_z2: float, silent_at_z2: bool) -> list[StoredRun]:
@@ -176,10 +175,10 @@ def _dp(accuracy_at_z2: float, silent_at_z2: bool) -> list[StoredRun]:
 
 
 def test_finding_6_noise_stops_the_leak_at_a_cost() -> None:
-    outcome = only(tf.finding_6(_dp(0.70, True)))
+    outcome = only(BY_NUMBER[6].analyse(_dp(0.70, True)))
     assert outcome.verdict == AGREES and "dp:c=1.0,z=2.0" in outcome.reason
-    assert only(tf.finding_6(_dp(0.84, True))).verdict == DISAGREES  # no accuracy cost
-    assert only(tf.finding_6(_dp(0.70, False))).verdict == DISAGREES  # never silent
+    assert only(BY_NUMBER[6].analyse(_dp(0.84, True))).verdict == DISAGREES  # no accuracy cost
+    assert only(BY_NUMBER[6].analyse(_dp(0.70, False))).verdict == DISAGREES  # never silent
 
 
 def _rounds(late: float) -> list[StoredRun]:
@@ -192,8 +191,8 @@ def _rounds(late: float) -> list[StoredRun]:
 
 
 def test_finding_7_late_rounds_leak_less() -> None:
-    assert only(tf.finding_7(_rounds(0.2))).verdict == AGREES
-    assert only(tf.finding_7(_rounds(0.58))).verdict == DISAGREES
+    assert only(BY_NUMBER[7].analyse(_rounds(0.2))).verdict == AGREES
+    assert only(BY_NUMBER[7].analyse(_rounds(0.58))).verdict == DISAGREES
 
 
 def _noniid(drop_iid: float, drop_skew: float) -> list[StoredRun]:
@@ -218,22 +217,22 @@ def _noniid(drop_iid: float, drop_skew: float) -> list[StoredRun]:
 
 
 def test_finding_8_non_iid_costs_more() -> None:
-    assert only(tf.finding_8(_noniid(0.02, 0.10))).verdict == AGREES
-    assert only(tf.finding_8(_noniid(0.10, 0.02))).verdict == DISAGREES
+    assert only(BY_NUMBER[8].analyse(_noniid(0.02, 0.10))).verdict == AGREES
+    assert only(BY_NUMBER[8].analyse(_noniid(0.10, 0.02))).verdict == DISAGREES
 
 
 def test_explanation_only_for_disagreements_and_with_numbers() -> None:
-    from medleak.findings.explain import explain
+    from medleak.findings.catalog import explain
 
     agree_runs = _dlg([35, 31, 33])
-    assert explain(1, only(af.finding_1(agree_runs)), agree_runs) == ""
+    assert explain(1, only(BY_NUMBER[1].analyse(agree_runs)), agree_runs) == ""
     runs = _dlg([35, 12, 10])
-    text = explain(1, only(af.finding_1(runs)), runs)
+    text = explain(1, only(BY_NUMBER[1].analyse(runs)), runs)
     assert "10.0 to 35.0 dB" in text  # the spread comes from the runs, not from a fixed text
 
 
 def test_why_4_follows_the_numbers() -> None:
-    from medleak.findings.explain import explain
+    from medleak.findings.catalog import explain
 
     def bn(switch: bool, value: float, seed: int) -> StoredRun:
         return run(
@@ -244,10 +243,10 @@ def test_why_4_follows_the_numbers() -> None:
         )
 
     floor = [bn(s, 0.01, i) for s in (False, True) for i in range(3)]
-    text = explain(4, only(af.finding_4(floor)), floor)
+    text = explain(4, only(BY_NUMBER[4].analyse(floor)), floor)
     assert "stays at the floor" in text and "0.01 without and 0.01 with" in text
     leaking = [bn(False, 0.30, i) for i in range(3)] + [bn(True, 0.32, i) for i in range(3)]
-    text = explain(4, only(af.finding_4(leaking)), leaking)
+    text = explain(4, only(BY_NUMBER[4].analyse(leaking)), leaking)
     assert "stays at the floor" not in text and "0.30 without and 0.32 with" in text
 
 
@@ -276,7 +275,7 @@ def test_contrast_matches_settings_across_sources() -> None:
 
 
 def test_why_2_names_the_attack_that_collapses_at_batch_2() -> None:
-    from medleak.findings.explain import explain
+    from medleak.findings.catalog import explain
 
     opt = {"name": "rog", "iterations": 50, "analytic": False}
     values = {1: 0.6, 2: 0.0, 4: 0.08, 8: 0.1, 16: 0.07}  # rank corr. -0.3: not "falling"
@@ -285,19 +284,19 @@ def test_why_2_names_the_attack_that_collapses_at_batch_2() -> None:
         for b, v in values.items()
         for s in range(3)
     ]
-    outcome = only(af.finding_2(runs))
+    outcome = only(BY_NUMBER[2].analyse(runs))
     assert outcome.verdict == DISAGREES
     text = explain(2, outcome, runs)
     assert "falls from 0.60 at batch 1" in text and "0.00, 0.08, 0.10, 0.07" in text
 
 
 def test_why_8_says_when_the_non_iid_training_never_left_chance() -> None:
-    from medleak.findings.explain import explain
+    from medleak.findings.catalog import explain
 
     runs = _noniid(0.30, 0.10)  # disagrees, but the non-IID no-defense training reached 0.8
     for r in runs:
         r.metrics["chance"] = 0.5
-    text = explain(8, only(tf.finding_8(runs)), runs)
+    text = explain(8, only(BY_NUMBER[8].analyse(runs)), runs)
     assert text and "majority-class rate" not in text
     stuck = [r for r in runs if r.config["train"]["partition"] == "iid"] + [
         run(
@@ -310,10 +309,21 @@ def test_why_8_says_when_the_non_iid_training_never_left_chance() -> None:
         for d in ([], ["dp:c=1.0,z=2.0"], ["topk:ratio=0.01"])
         for s in range(3)
     ]
-    outcome = only(tf.finding_8(stuck))
+    outcome = only(BY_NUMBER[8].analyse(stuck))
     # no accuracy above chance left for a defense to cost: the comparison cannot tell
     assert outcome.verdict == INCONCLUSIVE
     assert "majority-class rate (0.50)" in outcome.reason
     assert "stays at 0.500 test accuracy, the majority-class rate (0.50)" in explain(
         8, outcome, stuck
     )
+
+
+def test_every_finding_is_one_module_with_its_claim_criterion_analysis_and_explanation() -> None:
+    import importlib
+
+    for number in range(1, 9):
+        module = importlib.import_module(f"medleak.findings.finding_{number}")
+        finding = module.FINDING
+        assert finding is BY_NUMBER[number] and finding.number == number
+        assert finding.claim and finding.source and finding.criterion
+        assert finding.analyse is module.analyse and finding.why is module.why

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from medleak.defenses.spec import describe_chain
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.findings.attack_findings import attack_label
+from medleak.findings.attack_runs import attack_label
 from medleak.findings.stats import (
     PHANTOM,
     SAMPLE,

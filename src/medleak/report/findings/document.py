@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from medleak.errors import MedleakError
-from medleak.findings.catalog import Finding
+from medleak.findings.catalog import explain
 from medleak.findings.collect import FindingRuns
 from medleak.findings.contrast import (
     CONTRAST_HEADERS,
@@ -25,7 +25,7 @@ from medleak.findings.contrast import (
     contrast_row,
     summary_sentence,
 )
-from medleak.findings.explain import explain
+from medleak.findings.finding import Finding
 from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome
 from medleak.findings.stats import PHANTOM, SAMPLE, finished, get, summarise
 from medleak.output_targets import claim_file, starts_with
