@@ -26,6 +26,10 @@ BOUNDS_KEY = "medleak.bounds"
 #: existed. The canonical config (``experiments.records``) drops a key at its neutral value, so
 #: adding an option never re-keys a store, while changing a default still does.
 NEUTRAL_KEY = "medleak.neutral"
+#: Field metadata for a key added after the first run-id scheme but hashed by later ones (so it
+#: has no neutral value to drop): the scheme it first appeared in and the value at which a run
+#: is the one the older schemes described.
+SINCE_KEY = "medleak.since"
 
 
 @dataclass(frozen=True)
@@ -116,14 +120,18 @@ def option(
     low: float | None = None,
     high: float | None = None,
     above: bool = False,
+    since: tuple[int, Any] | None = None,
 ) -> Any:
     """A dataclass field with a default and, when ``flag`` is given, its CLI flag.
 
     ``neutral``: for a key added after stores were written, the value that reproduces the old
     behaviour (see ``NEUTRAL_KEY``). Give it to every new option that has one.
     ``low``/``high``/``above``: the range of a number (see ``Bounds``).
+    ``since``: (run-id scheme, implied value) for a key older run ids did not hash (``SINCE_KEY``).
     """
     metadata: dict[str, Any] = {}
+    if since is not None:
+        metadata[SINCE_KEY] = since
     if low is not None or high is not None:
         metadata[BOUNDS_KEY] = Bounds(low, high, above)
     if neutral is not dataclasses.MISSING:
@@ -133,6 +141,11 @@ def option(
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def since_of(field: dataclasses.Field[Any]) -> tuple[int, Any] | None:
+    """(scheme, implied value) for a key the first run-id schemes did not hash, else None."""
+    return field.metadata.get(SINCE_KEY)
 
 
 def neutral_of(field: dataclasses.Field[Any]) -> tuple[bool, Any]:

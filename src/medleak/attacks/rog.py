@@ -72,7 +72,10 @@ class RogOptions(ImageMatchingOptions):
         high=10**8,
     )
     init: Literal["uniform", "gray"] = option(
-        "gray", "--init", "ROG's latent start: uniform in [0, 1] (the reference) or gray"
+        "gray",
+        "--init",
+        "ROG's latent start: uniform in [0, 1] (the reference) or gray",
+        since=(2, "gray"),
     )
 
     def __post_init__(self) -> None:

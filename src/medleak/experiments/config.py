@@ -25,7 +25,7 @@ from medleak.attacks.presets import PRESET_ATTACK, PRESETS, apply_preset
 from medleak.data.spec import DataSpec
 from medleak.errors import ConfigError
 from medleak.fl.update import FLSettings
-from medleak.flags import Bounds, Flag, bounds_of, flag_of, neutral_of, option
+from medleak.flags import Bounds, Flag, bounds_of, flag_of, neutral_of, option, since_of
 from medleak.models import MODELS
 from medleak.yaml_input import read_yaml
 
@@ -72,6 +72,7 @@ class ModelConfig:
         "classifier outputs",
         default_text="the data's classes, at least 2",
         high=100_000,
+        since=(2, None),
     )
 
     def __post_init__(self) -> None:
@@ -277,6 +278,26 @@ def neutral_keys(cls: type = RunConfig) -> list[tuple[tuple[str, ...], Any]]:
             declared, value = neutral_of(f)
             if declared:
                 out.append(((f.name,), value))
+    return out
+
+
+def keys_added_after(scheme: int, cls: type = RunConfig) -> list[tuple[tuple[str, ...], Any]]:
+    """(key path, implied value) of every key the run ids of ``scheme`` did not hash: those
+    declared ``since`` a later scheme, and every key with a neutral value (added later still)."""
+    hints = typing.get_type_hints(cls)
+    out: list[tuple[tuple[str, ...], Any]] = []
+    for f in dataclasses.fields(cls):
+        if _is_section(hints[f.name]):
+            nested = keys_added_after(scheme, hints[f.name])
+            out.extend(((f.name, *path), value) for path, value in nested)
+            continue
+        declared = since_of(f)
+        if declared is not None and declared[0] > scheme:
+            out.append(((f.name,), declared[1]))
+            continue
+        has_neutral, value = neutral_of(f)
+        if has_neutral:
+            out.append(((f.name,), value))
     return out
 
 

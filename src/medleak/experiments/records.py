@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from medleak.defenses import resolve_spec
-from medleak.experiments.config import RunConfig, neutral_keys
+from medleak.experiments.config import RunConfig, keys_added_after, neutral_keys
 
 RECORD_SCHEMA = 1
 # 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config;
@@ -36,14 +36,6 @@ RECORD_SCHEMA = 1
 RUN_ID_SCHEME = 3
 # metrics.baseline adds the undefended attack's numbers beside a run's and never changes them.
 EXCLUDED = (("threads",), ("metrics", "lpips_weights"), ("metrics", "baseline"))
-# Config keys that did not exist when scheme 1 ids were made: (section, key, the value implied).
-SINCE_SCHEME_1 = (
-    ("model", "num_classes", None),
-    ("attack", "init", "gray"),
-    ("metrics", "gallery_source", None),
-    ("metrics", "auxiliary", None),
-    ("fl", "bn_mode", "train"),
-)
 # Keys of ``data`` that choose the attacked batch, not the federation: a training ignores them.
 BATCH_ONLY = ("offset", "order", "batch_size", "split")
 
@@ -139,10 +131,14 @@ def legacy_sweep_id(config: RunConfig, kind: str, train: dict[str, Any] | None =
     """The id the first sweep store (scheme 1) gave this run: found only to report it."""
     raw = config.full_dict()
     raw["metrics"].pop("baseline", None)  # never part of an id (EXCLUDED)
-    # keys added after scheme 1; at these values the run is the one scheme 1 described
-    for section, key, implicit in SINCE_SCHEME_1:
-        if raw[section].get(key, implicit) == implicit:
-            raw[section].pop(key, None)
+    # keys added after scheme 1 (declared on their fields): at these values the run is the one
+    # scheme 1 described
+    for path, implicit in keys_added_after(1):
+        node = raw
+        for key in path[:-1]:
+            node = node.get(key, {})
+        if node.get(path[-1], implicit) == implicit:
+            node.pop(path[-1], None)
     if kind == "train":
         assert train is not None
         payload = {
