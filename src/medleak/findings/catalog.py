@@ -5,33 +5,15 @@ store, never written down here."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import import_module
 
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.findings import (
-    finding_1,
-    finding_2,
-    finding_3,
-    finding_4,
-    finding_5,
-    finding_6,
-    finding_7,
-    finding_8,
-)
 from medleak.findings.finding import Finding
 from medleak.findings.outcome import AGREES, Outcome
 
+#: One module per finding, ``finding_1`` .. ``finding_8``, each holding its ``FINDING``.
 FINDINGS: tuple[Finding, ...] = tuple(
-    module.FINDING
-    for module in (
-        finding_1,
-        finding_2,
-        finding_3,
-        finding_4,
-        finding_5,
-        finding_6,
-        finding_7,
-        finding_8,
-    )
+    import_module(f"medleak.findings.finding_{number}").FINDING for number in range(1, 9)
 )
 BY_NUMBER = {f.number: f for f in FINDINGS}
 

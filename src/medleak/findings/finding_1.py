@@ -6,32 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.findings.attack_runs import (
-    DLG_PSNR,
-    attack_label,
-    by_source,
-    floor_text,
-)
-from medleak.findings.explain import (
-    metric_text,
-    of_source,
-)
+from medleak.findings.attack_runs import DLG_PSNR, attack_label, by_source, floor_text
+from medleak.findings.explain import metric_text, of_source
 from medleak.findings.finding import Finding
-from medleak.findings.outcome import (
-    AGREES,
-    DISAGREES,
-    INCONCLUSIVE,
-    Outcome,
-    Panel,
-    Series,
-    cell,
-)
-from medleak.findings.stats import (
-    get,
-    group,
-    summarise,
-    summarise_metric,
-)
+from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome, Panel, Series, cell
+from medleak.findings.stats import get, group, summarise, summarise_metric
 
 
 def analyse(runs: Sequence[StoredRun]) -> list[Outcome]:

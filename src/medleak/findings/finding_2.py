@@ -15,29 +15,10 @@ from medleak.findings.attack_runs import (
     pick,
     series,
 )
-from medleak.findings.explain import (
-    leak_text,
-    of_source,
-)
+from medleak.findings.explain import leak_text, of_source
 from medleak.findings.finding import Finding
-from medleak.findings.outcome import (
-    AGREES,
-    DISAGREES,
-    INCONCLUSIVE,
-    Outcome,
-    Panel,
-    Series,
-    cell,
-)
-from medleak.findings.stats import (
-    falls,
-    get,
-    group,
-    is_analytic,
-    leak,
-    spearman,
-    summarise,
-)
+from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome, Panel, Series, cell
+from medleak.findings.stats import falls, get, group, is_analytic, leak, spearman, summarise
 
 
 def analyse(runs: Sequence[StoredRun]) -> list[Outcome]:

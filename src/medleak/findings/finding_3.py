@@ -6,31 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.findings.attack_runs import (
-    MARGIN,
-    attack_label,
-    by_source,
-)
-from medleak.findings.explain import (
-    of_source,
-)
+from medleak.findings.attack_runs import MARGIN, attack_label, by_source
+from medleak.findings.explain import of_source
 from medleak.findings.finding import Finding
-from medleak.findings.outcome import (
-    AGREES,
-    DISAGREES,
-    INCONCLUSIVE,
-    Outcome,
-    Panel,
-    Series,
-    cell,
-)
-from medleak.findings.stats import (
-    get,
-    group,
-    leak,
-    spearman,
-    summarise,
-)
+from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome, Panel, Series, cell
+from medleak.findings.stats import get, group, leak, spearman, summarise
 
 
 def analyse(runs: Sequence[StoredRun]) -> list[Outcome]:

@@ -6,34 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.findings.attack_runs import (
-    MARGIN,
-    attack_label,
-    by_source,
-    floor_text,
-    model_name,
-)
-from medleak.findings.explain import (
-    leak_text,
-    metric_text,
-    of_source,
-)
+from medleak.findings.attack_runs import MARGIN, attack_label, by_source, floor_text, model_name
+from medleak.findings.explain import leak_text, metric_text, of_source
 from medleak.findings.finding import Finding
-from medleak.findings.outcome import (
-    AGREES,
-    DISAGREES,
-    INCONCLUSIVE,
-    Outcome,
-    Panel,
-    Series,
-    cell,
-)
-from medleak.findings.stats import (
-    get,
-    group,
-    leak,
-    summarise,
-)
+from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome, Panel, Series, cell
+from medleak.findings.stats import get, group, leak, summarise
 
 
 def analyse(runs: Sequence[StoredRun]) -> list[Outcome]:

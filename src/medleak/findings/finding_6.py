@@ -7,22 +7,8 @@ from collections.abc import Sequence
 
 from medleak.experiments.sqlite_store import StoredRun
 from medleak.findings.finding import Finding
-from medleak.findings.outcome import (
-    AGREES,
-    DISAGREES,
-    INCONCLUSIVE,
-    Outcome,
-    Panel,
-    Series,
-    cell,
-)
-from medleak.findings.stats import (
-    finished,
-    group,
-    leak,
-    source_of,
-    summarise,
-)
+from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome, Panel, Series, cell
+from medleak.findings.stats import finished, group, leak, source_of, summarise
 from medleak.findings.training_runs import (
     ACCURACY_MARGIN,
     accuracy_of,

@@ -7,31 +7,11 @@ from collections.abc import Sequence
 
 from medleak.experiments.sqlite_store import StoredRun
 from medleak.findings.attack_runs import MARGIN, attack_label
-from medleak.findings.explain import (
-    of_source,
-)
+from medleak.findings.explain import of_source
 from medleak.findings.finding import Finding
-from medleak.findings.outcome import (
-    AGREES,
-    DISAGREES,
-    INCONCLUSIVE,
-    Outcome,
-    Panel,
-    Series,
-    cell,
-)
-from medleak.findings.stats import (
-    Summary,
-    finished,
-    get,
-    group,
-    leak,
-    source_of,
-    summarise,
-)
-from medleak.findings.training_runs import (
-    best,
-)
+from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome, Panel, Series, cell
+from medleak.findings.stats import Summary, finished, get, group, leak, source_of, summarise
+from medleak.findings.training_runs import best
 
 
 def analyse(runs: Sequence[StoredRun]) -> list[Outcome]:

@@ -7,28 +7,9 @@ from collections.abc import Sequence
 
 from medleak.experiments.sqlite_store import StoredRun
 from medleak.findings.finding import Finding
-from medleak.findings.outcome import (
-    AGREES,
-    DISAGREES,
-    INCONCLUSIVE,
-    Outcome,
-    Panel,
-    Series,
-    cell,
-)
-from medleak.findings.stats import (
-    Summary,
-    finished,
-    get,
-    group,
-    source_of,
-    summarise,
-)
-from medleak.findings.training_runs import (
-    ACCURACY_MARGIN,
-    accuracy_of,
-    defense_label,
-)
+from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome, Panel, Series, cell
+from medleak.findings.stats import Summary, finished, get, group, source_of, summarise
+from medleak.findings.training_runs import ACCURACY_MARGIN, accuracy_of, defense_label
 
 
 def analyse(runs: Sequence[StoredRun]) -> list[Outcome]:
