@@ -165,6 +165,10 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch) -> No
     bad = str(_lenet_update(tmp_path / "n", nan=True))
     err = _refused(["audit", "--update", bad, "--model", "lenet", *out], capsys)
     assert "'features.0.bias' has 1 NaN/inf" in err
+    (tmp_path / "conflict.yaml").write_text("model:\n  channels: 3\n")
+    conflict = ["--config", str(tmp_path / "conflict.yaml")]
+    err = _refused(["audit", "--update", update, "--model", "lenet", *conflict, *out], capsys)
+    assert "model.channels: the update file declares 1, the config says 3" in err
     pickled = tmp_path / "u.pt"
     pickled.write_bytes(pickle.dumps({"w": torch.zeros(2)}))
     err = _refused(["audit", "--update", str(pickled), "--model", "lenet", *out], capsys)

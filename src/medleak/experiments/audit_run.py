@@ -28,6 +28,7 @@ from medleak.capture import Captured, pseudo_gradient
 from medleak.defenses import build_chain
 from medleak.errors import ConfigError, RunFailed
 from medleak.experiments.config import RunConfig, dump_config, from_dict
+from medleak.experiments.memory_guard import check_fits
 from medleak.experiments.provenance import provenance
 from medleak.experiments.records import RECORD_SCHEMA, RunRecord, run_id
 from medleak.experiments.run import RunResult, batchnorm_refusal, execute, plan_run
@@ -99,7 +100,12 @@ def audit_config(
                 f"the update does not declare {key}: {algorithm} update in form {form!r} cannot "
                 f"be attacked without it; set {key} in save_update's settings or in --config"
             )
-    merged.setdefault("model.channels", model_info(model).channels)
+    channels = model_info(model).channels
+    if merged.setdefault("model.channels", channels) != channels:
+        raise ConfigError(
+            f"model.channels: the update declares {merged['model.channels']}, the model takes "
+            f"{channels}-channel input"
+        )
     merged.setdefault("attack.labels", "inferred")  # the server alone does not know them
     merged["data.source"] = originals if originals is not None else "phantom"
     config = from_dict(_nest(merged))
@@ -172,6 +178,19 @@ def run_audit(
     options = config.attack.options()
     check_prior(options.prior)
     options.check_setting(config.data.image_size)
+    exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
+    with batchnorm_refusal(
+        str((source or {}).get("model", config.model.name)),
+        update.batch_size,
+        config.data.image_size,
+    ):
+        check_fits(
+            model,
+            batch_size=update.batch_size,
+            channels=config.model.channels,
+            image_size=config.data.image_size,
+            unrolled_steps=config.fl.local_steps if exact_unroll else 1,
+        )
     attack = get_attack(config.attack.name)
     knowledge = ServerKnowledge(
         model=model, image_size=config.data.image_size, batch_size=update.batch_size
