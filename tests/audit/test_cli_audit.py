@@ -174,3 +174,8 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch) -> No
     err = _refused(["audit", "--update", str(pickled), "--model", "lenet", *out], capsys)
     assert "not a safetensors file" in err
     assert not (tmp_path / "r").exists()  # every refusal came before any output
+    assert main(["audit", "--update", update, "--model", "lenet", "--check", *out]) == 0
+    assert capsys.readouterr().out.strip() == "the options are valid"
+    assert not (tmp_path / "r").exists()
+    err = _refused(["audit", "--update", bad, "--model", "lenet", "--check", *out], capsys)
+    assert "NaN/inf" in err
