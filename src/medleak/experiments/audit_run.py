@@ -35,6 +35,7 @@ from medleak.experiments.run import RunResult, batchnorm_refusal, execute, plan_
 from medleak.experiments.store import _json_safe, run_record
 from medleak.fl import Update
 from medleak.models import model_info
+from medleak.models.normalize import add_normalization
 from medleak.strict_json import finite_record
 
 NOT_SCORED = "not scored"
@@ -359,7 +360,8 @@ def audit_file(
 
     ``extra``: settings beside the file's (the YAML: attack options, seed, keys the file lacks).
     ``global_state``: the weights the server sent, when not the file's own (``weights_name``
-    names them in an error)."""
+    names them in an error). A declared ``model.normalize`` is registered on ``model`` (a
+    forward pre-hook), so pass a model built for this audit."""
     from medleak.capture import read_update
 
     captured = read_update(update_path, model)
@@ -374,6 +376,8 @@ def audit_file(
     config = audit_config(
         captured.settings, extra, form=captured.form, model=model, originals=originals
     )
+    # the deployment's input normalisation, declared: part of the model on both sides
+    add_normalization(model, config.model.normalize, config.model.channels)
     source = audit_source(update_path, captured, model_text or type(model).__name__)
     source["global_weights"] = "update file" if global_state is None else weights_name
     return run_audit(model, captured, config, originals, progress, source)

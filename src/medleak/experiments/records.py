@@ -43,6 +43,7 @@ SINCE_SCHEME_1 = (
     ("metrics", "gallery_source", None),
     ("metrics", "auxiliary", None),
     ("fl", "bn_mode", "train"),
+    ("model", "normalize", None),
 )
 # Keys of ``data`` that choose the attacked batch, not the federation: a training ignores them.
 BATCH_ONLY = ("offset", "order", "batch_size", "split")
