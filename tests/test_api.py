@@ -57,3 +57,21 @@ def test_attack_and_audit_return_the_records(tmp_path) -> None:
     found = medleak.audit(model, None, path, {"attack": {"iterations": 2}})
     assert found.metrics["verdict"] == "not scored"
     assert found.tensors["reconstructions"].shape == (1, 1, 16, 16)
+
+
+def test_sweep_runs_a_spec_and_returns_its_stored_records(tmp_path) -> None:
+    spec = {
+        "base": {
+            "data": {"source": "phantom", "image_size": 16, "batch_size": 1, "phantom_count": 8},
+            "model": {"name": "lenet", "channels": 1},
+            "attack": {"name": "rog", "iterations": 2, "prior": "none"},
+            "metrics": {"gallery_size": 2},
+        },
+        "grid": {"seed": [0, 1]},
+    }
+    result = medleak.sweep(spec, tmp_path / "s.db")
+    assert result.summary.finished == 2 and result.summary.failed == 0
+    assert sorted(r.config["seed"] for r in result.runs) == [0, 1]
+    assert all(r.status == "finished" and r.metrics["ssim"] is not None for r in result.runs)
+    again = medleak.sweep(spec, tmp_path / "s.db")  # resumable: nothing left to run
+    assert again.summary.skipped == 2 and len(again.runs) == 2

@@ -20,13 +20,17 @@ from medleak.experiments.run import plan_run
 
 
 def _config(
-    algorithm: str, model: str = "lenet", size: int = 16, defenses: list[str] | None = None
+    algorithm: str,
+    model: str = "lenet",
+    size: int = 16,
+    defenses: list[str] | None = None,
+    normalize: str | None = None,
 ) -> dict[str, Any]:
     return {
         "defenses": defenses or [],
         "seed": 3,
         "data": {"source": "phantom", "batch_size": 2, "image_size": size},
-        "model": {"name": model, "channels": 1},
+        "model": {"name": model, "channels": 1, "normalize": normalize},
         "fl": {"algorithm": algorithm, "local_steps": 2, "local_lr": 0.01},
         "attack": {"name": "rog", "iterations": 2, "labels": "inferred"},
         "metrics": {"gallery_size": 4, "baseline": False},
@@ -41,7 +45,7 @@ def _capture(config_path: Path, full: dict[str, Any], out: Path) -> Path:
     settings = {
         "fl": full["fl"],
         "data": {k: full["data"][k] for k in ("batch_size", "image_size")},
-        "model": {"channels": 1},
+        "model": {k: v for k, v in full["model"].items() if k != "name"},
     }
     return save_update(plan.model, client, out, settings, form="pseudo_gradient")
 
@@ -53,12 +57,15 @@ def _capture(config_path: Path, full: dict[str, Any], out: Path) -> Path:
         ("fedavg", "lenet", []),
         ("fedavg", "resnet18", []),
         ("fedsgd", "lenet", ["topk:ratio=0.3"]),  # a defense the client declares it applied
+        ("fedavg", "lenet", "imagenet"),  # a model that normalises its input, declared
     ],
 )
 def test_audit_of_medleaks_own_update_equals_attack(
     tmp_path, capsys, algorithm, model, defenses
 ) -> None:
-    full = _config(algorithm, model, defenses=defenses)
+    normalize = defenses if isinstance(defenses, str) else None
+    defenses = [] if normalize else defenses
+    full = _config(algorithm, model, defenses=defenses, normalize=normalize)
     full_path = tmp_path / "full.yaml"
     full_path.write_text(yaml.safe_dump(full))
     assert (
@@ -165,8 +172,17 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch) -> No
     bad = str(_lenet_update(tmp_path / "n", nan=True))
     err = _refused(["audit", "--update", bad, "--model", "lenet", *out], capsys)
     assert "'features.0.bias' has 1 NaN/inf" in err
+    (tmp_path / "conflict.yaml").write_text("model:\n  channels: 3\n")
+    conflict = ["--config", str(tmp_path / "conflict.yaml")]
+    err = _refused(["audit", "--update", update, "--model", "lenet", *conflict, *out], capsys)
+    assert "model.channels: the update file declares 1, the config says 3" in err
     pickled = tmp_path / "u.pt"
     pickled.write_bytes(pickle.dumps({"w": torch.zeros(2)}))
     err = _refused(["audit", "--update", str(pickled), "--model", "lenet", *out], capsys)
     assert "not a safetensors file" in err
     assert not (tmp_path / "r").exists()  # every refusal came before any output
+    assert main(["audit", "--update", update, "--model", "lenet", "--check", *out]) == 0
+    assert capsys.readouterr().out.strip() == "the options are valid"
+    assert not (tmp_path / "r").exists()
+    err = _refused(["audit", "--update", bad, "--model", "lenet", "--check", *out], capsys)
+    assert "NaN/inf" in err

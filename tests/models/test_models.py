@@ -181,3 +181,23 @@ def test_one_value_per_batchnorm_channel_is_refused_before_any_work() -> None:
     )
     with pytest.raises(ConfigError, match="densenet121 at 32 px reduces a batch of 1 to one value"):
         plan_run(config)
+
+
+def test_input_normalisation_is_part_of_the_model() -> None:
+    """model.normalize: the model sees (x - mean) / std, its parameter names unchanged; bad
+    text is one line."""
+    from medleak.models.normalize import parse_normalize
+
+    plain = build_model("lenet", 3, 16, seed=0)
+    normed = build_model("lenet", 3, 16, seed=0, normalize="imagenet")
+    assert [n for n, _ in plain.named_parameters()] == [n for n, _ in normed.named_parameters()]
+    x = torch.rand(2, 3, 16, 16)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    assert torch.allclose(normed(x), plain((x - mean) / std), atol=1e-5)
+    assert parse_normalize("0.5/0.25", 3) == ((0.5,) * 3, (0.25,) * 3)
+    gray_mean, gray_std = parse_normalize("imagenet", 1)  # the channels' average
+    assert gray_mean == pytest.approx((0.449,)) and gray_std == pytest.approx((0.226,))
+    for bad in ("0.5", "a/b", "0.1,0.2/0.3", "0.5/0"):
+        with pytest.raises(ConfigError, match="model.normalize"):
+            parse_normalize(bad, 3)

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medleak.cli.common import set_threads
+from medleak.cli.common import CHECK_HELP, check_threads, set_threads
 from medleak.errors import ConfigError
 
 #: Top-level keys of an audit YAML that are not run-config keys.
@@ -43,6 +43,7 @@ def add_parser(commands: Any) -> None:
     audit.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     audit.add_argument("--quiet", action="store_true", help="no progress bar")
     audit.add_argument("--force", action="store_true", help="replace a run already in --out")
+    audit.add_argument("--check", action="store_true", help=CHECK_HELP)
 
 
 def _yaml(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -82,6 +83,17 @@ def command_audit(args: argparse.Namespace) -> int:
         from medleak.models.weights import read_state_dict
 
         global_state = read_state_dict(args.weights)
+    check_threads(args.threads)
+    if args.check:
+        from medleak.capture import read_update
+        from medleak.experiments.audit_run import audit_config
+
+        captured = read_update(args.update, model)
+        audit_config(
+            captured.settings, extra, form=captured.form, model=model, originals=args.originals
+        )
+        print("the options are valid")
+        return 0
     set_threads(args.threads)
     attack_name = (extra.get("attack") or {}).get("name", "rog")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

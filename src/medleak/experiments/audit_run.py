@@ -28,12 +28,14 @@ from medleak.capture import Captured, pseudo_gradient
 from medleak.defenses import build_chain
 from medleak.errors import ConfigError, RunFailed
 from medleak.experiments.config import RunConfig, dump_config, from_dict
+from medleak.experiments.memory_guard import check_fits
 from medleak.experiments.provenance import provenance
 from medleak.experiments.records import RECORD_SCHEMA, RunRecord, run_id
 from medleak.experiments.run import RunResult, batchnorm_refusal, execute, plan_run
 from medleak.experiments.store import _json_safe, run_record
 from medleak.fl import Update
 from medleak.models import model_info
+from medleak.models.normalize import add_normalization
 from medleak.strict_json import finite_record
 
 NOT_SCORED = "not scored"
@@ -99,7 +101,12 @@ def audit_config(
                 f"the update does not declare {key}: {algorithm} update in form {form!r} cannot "
                 f"be attacked without it; set {key} in save_update's settings or in --config"
             )
-    merged.setdefault("model.channels", model_info(model).channels)
+    channels = model_info(model).channels
+    if merged.setdefault("model.channels", channels) != channels:
+        raise ConfigError(
+            f"model.channels: the update declares {merged['model.channels']}, the model takes "
+            f"{channels}-channel input"
+        )
     merged.setdefault("attack.labels", "inferred")  # the server alone does not know them
     merged["data.source"] = originals if originals is not None else "phantom"
     config = from_dict(_nest(merged))
@@ -172,6 +179,19 @@ def run_audit(
     options = config.attack.options()
     check_prior(options.prior)
     options.check_setting(config.data.image_size)
+    exact_unroll = config.fl.algorithm == "fedavg" and config.attack.fedavg_model != "first-order"
+    with batchnorm_refusal(
+        str((source or {}).get("model", config.model.name)),
+        update.batch_size,
+        config.data.image_size,
+    ):
+        check_fits(
+            model,
+            batch_size=update.batch_size,
+            channels=config.model.channels,
+            image_size=config.data.image_size,
+            unrolled_steps=config.fl.local_steps if exact_unroll else 1,
+        )
     attack = get_attack(config.attack.name)
     knowledge = ServerKnowledge(
         model=model, image_size=config.data.image_size, batch_size=update.batch_size
@@ -340,7 +360,8 @@ def audit_file(
 
     ``extra``: settings beside the file's (the YAML: attack options, seed, keys the file lacks).
     ``global_state``: the weights the server sent, when not the file's own (``weights_name``
-    names them in an error)."""
+    names them in an error). A declared ``model.normalize`` is registered on ``model`` (a
+    forward pre-hook), so pass a model built for this audit."""
     from medleak.capture import read_update
 
     captured = read_update(update_path, model)
@@ -355,6 +376,8 @@ def audit_file(
     config = audit_config(
         captured.settings, extra, form=captured.form, model=model, originals=originals
     )
+    # the deployment's input normalisation, declared: part of the model on both sides
+    add_normalization(model, config.model.normalize, config.model.channels)
     source = audit_source(update_path, captured, model_text or type(model).__name__)
     source["global_weights"] = "update file" if global_state is None else weights_name
     return run_audit(model, captured, config, originals, progress, source)

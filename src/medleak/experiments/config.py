@@ -66,6 +66,13 @@ class ModelConfig:
         None, "--weights", "trained weights (.safetensors or a torch state dict)"
     )
     round: int | None = None
+    normalize: str | None = option(
+        None,
+        "--normalize",
+        "input normalisation: imagenet, or MEAN/STD (one value or one per channel each side)",
+        default_text="none",
+        neutral=None,
+    )
     num_classes: int | None = option(
         None,
         "--num-classes",

@@ -102,6 +102,7 @@ def model_for(config: RunConfig, data_classes: int) -> torch.nn.Module:
         seed=config.seed,
         num_classes=config.model.classes_for(data_classes),
         weights=config.model.weights,
+        normalize=config.model.normalize,
     )
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from medleak.errors import ConfigError
 from medleak.models.densenet import DenseNet121
 from medleak.models.lenet import DlgLeNet, RogLeNet
+from medleak.models.normalize import add_normalization
 from medleak.models.resnet import ResNet18, ResNet18GN, RogResNet18
 from medleak.models.weights import load_weights
 
@@ -72,8 +73,10 @@ def build_model(
     seed: int,
     num_classes: int = 2,
     weights: str | Path | None = None,
+    normalize: str | None = None,
 ) -> nn.Module:
-    """Build a victim model initialised from ``seed`` (global RNG untouched), in training mode."""
+    """Build a victim model initialised from ``seed`` (global RNG untouched), in training mode;
+    ``normalize``: its input normalisation (``models.normalize``), None for none."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}")
     if channels not in (1, 3):
@@ -88,6 +91,7 @@ def build_model(
         model = MODELS[name].build(channels, num_classes, image_size)
     if weights is not None:
         load_weights(model, weights)
+    add_normalization(model, normalize, channels)
     # A client trains: BatchNorm uses batch statistics, as in the update a server receives.
     return model.train()
 
