@@ -27,7 +27,7 @@ from medleak.attacks import Progress, Reconstruction, ServerKnowledge, check_pri
 from medleak.capture import Captured, pseudo_gradient
 from medleak.defenses import build_chain
 from medleak.errors import ConfigError, RunFailed
-from medleak.experiments.config import RunConfig, dump_config, from_dict
+from medleak.experiments.config import RunConfig, dump_config, from_dict, nest
 from medleak.experiments.memory_guard import check_fits
 from medleak.experiments.provenance import provenance
 from medleak.experiments.records import RECORD_SCHEMA, RunRecord, run_id
@@ -52,17 +52,6 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + str(key)] = value
     return out
-
-
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for dotted, value in flat.items():
-        node = nested
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
 
 
 def audit_config(
@@ -109,7 +98,7 @@ def audit_config(
         )
     merged.setdefault("attack.labels", "inferred")  # the server alone does not know them
     merged["data.source"] = originals if originals is not None else "phantom"
-    config = from_dict(_nest(merged))
+    config = from_dict(nest(merged))
     if originals is None and config.attack.options().labels == "known":
         raise ConfigError(
             "attack.labels known needs --originals (the server alone does not know the labels)"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -454,16 +455,21 @@ def _merge(target: Any, mapping: dict[str, Any], prefix: str) -> None:
             setattr(target, key, _checked(fields[key], hints[key], value, prefix + key))
 
 
-def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """Apply dotted-key overrides such as ``{"attack.iterations": 50}`` (returns a new config)."""
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted keys as nested sections: ``{"attack.iterations": 50}`` -> ``{"attack": {...}}``."""
     nested: dict[str, Any] = {}
-    for dotted, value in overrides.items():
+    for dotted, value in flat.items():
         node = nested
         *parents, leaf = dotted.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    return from_dict(_deep(config.to_dict(), nested))
+    return nested
+
+
+def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """Apply dotted-key overrides such as ``{"attack.iterations": 50}`` (returns a new config)."""
+    return from_dict(_deep(config.to_dict(), nest(overrides)))
 
 
 def _deep(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
