@@ -164,7 +164,10 @@ METRICS: dict[str, Metric] = {
         "prior_ssim", "prior-image SSIM", True, _prior_ssim, needs=("prior",), per_image=()
     ),
     "floor_psnr": Metric("floor_psnr", "floor PSNR (dB)", True, _floor_psnr, columns=()),
-    "floor_ssim": Metric("floor_ssim", "floor SSIM", True, _floor_ssim, columns=()),
+    "floor_ssim": Metric(
+        "floor_ssim", "floor SSIM", True, _floor_ssim, columns=(),
+        compare=(Cell("floor_ssim", "floor SSIM", 3),),
+    ),
     "start_ssim": Metric(
         "start_ssim", "SSIM of the start image", True, _start_ssim, needs=("start",), columns=()
     ),
