@@ -28,9 +28,12 @@ import torch
 
 from medleak.experiments.config import RunConfig, apply_overrides
 from medleak.experiments.run import execute, plan_run
+from medleak.strict_json import strict_json
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO.parent / "shared" / "data" / "chest_xray_sample"
+SAMPLE = Path(
+    os.environ.get("MEDLEAK_SAMPLE") or REPO.parent / "shared" / "data" / "chest_xray_sample"
+)
 PSNR_TOLERANCE = 0.2  # dB
 SSIM_TOLERANCE = 0.01
 
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_json(path: Path, meta: dict[str, Any], rows: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"meta": meta, "settings": rows}, indent=1))
+    path.write_text(strict_json({"meta": meta, "settings": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from medleak.data import Batch
 from medleak.experiments.provenance import cpu_model
 from medleak.fl import FLSettings, Update, compute_update
 from medleak.models import build_model
+from medleak.strict_json import strict_json
 
 MODELS = ("lenet", "resnet18-rog", "resnet18")
 SIZES = (64, 128)
@@ -462,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_json(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"meta": meta, "cells": rows}, indent=1))
+    path.write_text(strict_json({"meta": meta, "cells": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +39,7 @@ from quality import ROG_CORE, ROG_L2, SAMPLE  # noqa: E402
 import medleak.attacks as attacks  # noqa: E402
 from medleak.experiments.config import RunConfig, apply_overrides  # noqa: E402
 from medleak.experiments.run import execute, plan_run  # noqa: E402
+from medleak.strict_json import strict_json  # noqa: E402
 
 TARGET_DB = 3.0
 COMMON: dict[str, Any] = {
@@ -85,14 +86,14 @@ def bf16_attacks() -> Iterator[None]:
     """Every registered attack runs under CPU bfloat16 autocast for the duration (opt-in)."""
     saved = dict(attacks.ATTACKS)
 
-    def wrap(attack: attacks.Attack) -> attacks.Attack:
+    def wrap(spec: attacks.AttackSpec) -> attacks.AttackSpec:
         def run(*args: Any, **kwargs: Any) -> attacks.Reconstruction:
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                return attack(*args, **kwargs)
+                return spec.run(*args, **kwargs)
 
-        return run
+        return dataclasses.replace(spec, run=run)
 
-    attacks.ATTACKS.update({name: wrap(attack) for name, attack in saved.items()})
+    attacks.ATTACKS.update({name: wrap(spec) for name, spec in saved.items()})
     try:
         yield
     finally:
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     if args.json is not None:
         meta = {"argv": sys.argv[1:], "torch": torch.__version__, "threads": args.threads}
-        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        args.json.write_text(strict_json({"meta": meta, "results": results}, indent=2))
     return 0
 
 

@@ -123,8 +123,8 @@ def test_cli_options_override_the_config_file(tmp_path, capsys) -> None:
         (["--data", "/nonexistent/xrays"], "/nonexistent/xrays"),
         (["--batch-size", "500"], "500"),
         (["--image-size", "36", "--scale-factor", "8"], "divisible"),
-        (["--model", "vgg"], "unknown model"),
-        (["--attack", "gan"], "unknown attack"),
+        (["--model", "vgg"], "invalid choice: 'vgg'"),
+        (["--attack", "gan"], "invalid choice: 'gan'"),
         (["--iterations", "0"], "iterations"),
         (["--iterations", "-3"], "iterations"),
         (["--local-steps", "0", "--fl", "fedavg"], "local steps"),
@@ -155,6 +155,11 @@ def test_empty_folder_and_corrupt_image(tmp_path, capsys) -> None:
     code, _, err = _run(
         ["attack", *SMALL, "--data", str(tree), "--out", str(tmp_path / "o")], capsys
     )
+    # the file's name is a patient's: the error names its pseudonym unless --show-sources
+    assert code == 2 and "a.jpeg" not in err and "img-" in err
+    assert len(err.strip().splitlines()) == 1
+    argv = ["attack", *SMALL, "--data", str(tree), "--show-sources", "--out", str(tmp_path / "o")]
+    code, _, err = _run(argv, capsys)
     assert code == 2 and "a.jpeg" in err and len(err.strip().splitlines()) == 1
 
 

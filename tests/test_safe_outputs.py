@@ -79,6 +79,13 @@ def test_report_never_overwrites_and_writes_into_a_folder(tmp_path, capsys):
     code, _, err = _run(["report", str(run), "--out", str(target)], capsys)
     assert code == 2 and str(target) in err
     assert target.read_text() == "a report someone filed"
+    # --force replaces only medleak's own report, never a file someone else wrote
+    code, _, err = _run(["report", str(run), "--out", str(target), "--force"], capsys)
+    assert code == 2 and "not a report medleak wrote" in err
+    assert target.read_text() == "a report someone filed"
+    target = tmp_path / "ours.html"
+    assert _run(["report", str(run), "--out", str(target)], capsys)[0] == 0
+    assert _run(["report", str(run), "--out", str(target)], capsys)[0] == 2
     assert _run(["report", str(run), "--out", str(target), "--force"], capsys)[0] == 0
     assert "medleak report" in target.read_text() and _mode(target) == 0o600
     folder = tmp_path / "reports"

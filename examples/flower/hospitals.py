@@ -15,11 +15,14 @@ each hospital's own folder (``--data`` a Kaggle-layout folder, split across the 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -195,7 +198,9 @@ def run(settings: Settings, keep: list | None = None) -> Path:
 
     settings.out.mkdir(parents=True, exist_ok=True, mode=0o700)
     if settings.store.exists():
-        raise SystemExit(f"{settings.store} exists; choose a new --out")
+        from medleak.errors import MedleakError
+
+        raise MedleakError(f"{settings.store} exists; choose a new --out")
     # Flower runs ClientApps in Ray worker processes, which must be able to import this file.
     previous = os.environ.get("PYTHONPATH")
     paths = [str(HERE), *filter(None, (previous or "").split(os.pathsep))]
@@ -218,28 +223,65 @@ def run(settings: Settings, keep: list | None = None) -> Path:
     return write_audit_report(settings.store, settings.out / "report.html")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line and exit 2, as in medleak's own CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    """argparse type: a finite number in [low, high] (NaN, infinity, 0 clients refused)."""
+
+    def convert(text: str) -> Any:
+        value = kind(text)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def check(settings: Settings) -> None:
+    """Validate what the hospitals would build, in this process and before Flower starts: a bad
+    defense or unreadable data is one line here, not a traceback per simulated client."""
+    from medleak.defenses import build_chain
+    from medleak.errors import ConfigError
+
+    if settings.image_size % 4:
+        raise ConfigError(
+            f"--image-size must be a multiple of 4 (ROG's scale), got {settings.image_size}"
+        )
+    build_chain(list(settings.defense))
+    if settings.guard == "reobfuscate":
+        build_chain(list(settings.stronger))
+    for partition in range(settings.clients):
+        hospital_batch(settings, partition)
+
+
 def parse(argv: list[str]) -> Settings:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _OneLineParser(description=__doc__.splitlines()[0])
     d = Settings()
     p.add_argument("--out", type=Path, default=d.out)
-    p.add_argument("--clients", type=int, default=d.clients)
-    p.add_argument("--rounds", type=int, default=d.rounds)
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--images-per-client", type=int, default=d.images_per_client)
+    p.add_argument("--clients", type=_number(int, 1, 64), default=d.clients)
+    p.add_argument("--rounds", type=_number(int, 1, 1000), default=d.rounds)
+    p.add_argument("--image-size", type=_number(int, 8, 1024), default=d.image_size)
+    p.add_argument("--images-per-client", type=_number(int, 1, 10_000), default=d.images_per_client)
     p.add_argument("--data", default=d.data, help="phantom or a Kaggle-layout folder")
     p.add_argument("--defense", action="append", help="repeat to chain (default topk:ratio=0.5)")
     p.add_argument("--guard", choices=("block", "reobfuscate", "off"), default=d.guard)
-    p.add_argument("--guard-ssim-margin", type=float, default=d.guard_ssim_margin)
-    p.add_argument("--iterations", type=int, default=d.iterations)
-    p.add_argument("--minibatch", type=int, default=None)
+    p.add_argument("--guard-ssim-margin", type=_number(float, -1, 1), default=d.guard_ssim_margin)
+    p.add_argument("--iterations", type=_number(int, 1, 10**6), default=d.iterations)
+    p.add_argument("--minibatch", type=_number(int, 1, 10_000), default=None)
     p.add_argument("--no-originals", action="store_true", help="audit without scoring")
     p.add_argument(
         "--server-pool",
-        type=int,
+        type=_number(int, 0, 100_000),
         default=d.server_pool,
         help="other patients' images the server holds: its gallery and prior floor (0 = none)",
     )
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=d.seed)
     a = p.parse_args(argv)
     return Settings(
         out=a.out,
@@ -259,7 +301,36 @@ def parse(argv: list[str]) -> Settings:
     )
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> int:
+    """Run the example; bad arguments or data are one line and exit 2, a failed run exit 3."""
+    from medleak.errors import MedleakError
+    from medleak.private_files import redact_sources
+
     started = time.perf_counter()
-    report = run(parse(sys.argv[1:]))
+    settings = parse(argv)
+    try:
+        check(settings)
+        report = run(settings)
+    except MedleakError as exc:
+        message = redact_sources(" ".join(str(exc).split()))  # file names carry patient numbers
+        print(f"hospitals: error: {message}", file=sys.stderr)
+        return 2
+    if not _audits(settings.store):
+        print("hospitals: run failed: the server audited no update (see Flower's log above)",
+              file=sys.stderr)  # fmt: skip
+        return 3
     print(f"report: {report} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def _audits(store: Path) -> int:
+    from medleak.experiments.sqlite_store import SweepStore
+
+    if not store.is_file():
+        return 0
+    with SweepStore(store, create=False) as db:
+        return len(db.runs(kind="audit"))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

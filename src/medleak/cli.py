@@ -28,12 +28,14 @@ def _attack_arguments(parser: argparse.ArgumentParser, config_flags: bool) -> No
     parser.add_argument("--out", help="output folder (default runs/<attack>-<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
+    parser.add_argument("--check", action="store_true", help=CHECK_HELP)
     if config_flags:
         from medleak.cli_flags import add_config_flags
 
         add_config_flags(parser)  # one flag per config field that declares one
 
 
+CHECK_HELP = "validate the options and exit (nothing is computed or written)"
 #: Commands whose flags are generated from config fields (``cli_flags``).
 GENERATED_FLAGS = ("attack", "train-prior")
 
@@ -49,9 +51,12 @@ def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentPars
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     attack = commands.add_parser("attack", help="attack one client update and score it")
     _attack_arguments(attack, "attack" in full)
-    demo = commands.add_parser("demo", help="a small attack on synthetic phantoms (about 1 minute)")
+    demo = commands.add_parser(
+        "demo", help="a small attack on synthetic phantoms (under a minute on 2 cores)"
+    )
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--force", action="store_true", help="replace another run in --out")
     commands.add_parser("defenses", help="list every obfuscation with its parameters")
     prior = commands.add_parser(
         "train-prior", help="train the learned post-processing prior (a small U-Net)"
@@ -64,6 +69,8 @@ def build_parser(full: Sequence[str] = GENERATED_FLAGS) -> argparse.ArgumentPars
         add_config_flags(prior, TrainConfig, grouped=False)
     prior.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     prior.add_argument("--quiet", action="store_true", help="no progress bar")
+    prior.add_argument("--force", action="store_true", help="replace a prior already at --out")
+    prior.add_argument("--check", action="store_true", help=CHECK_HELP)
     from medleak.cli_sweep import add_parsers
 
     add_parsers(commands)
@@ -104,11 +111,11 @@ def _set_threads(threads: int | None) -> None:
 
 def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, Any]:
     import torch
-    from tqdm import tqdm
 
     from medleak.experiments.run import baseline_wanted, execute, plan_run
     from medleak.experiments.store import write_run
     from medleak.experiments.stores import prepare_run_folder
+    from medleak.progress import Progress
     from medleak.report import render_run
 
     _set_threads(config.threads)
@@ -119,11 +126,11 @@ def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, A
     # a defended run also attacks the undefended update (its baseline) unless --no-baseline
     baseline = baseline_wanted(config, auto=True)
     total = config.attack.iterations * (2 if baseline else 1)
-    bar = tqdm(total=total, desc=config.attack.name, disable=quiet, unit="it")
+    bar = Progress(total, config.attack.name, "iteration", quiet)
 
     def progress(iteration: int, loss: float) -> None:
+        bar.set_postfix(loss=f"{loss:.4g}")
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
 
     try:
         result = execute(plan, progress=progress, baseline=baseline)
@@ -135,17 +142,9 @@ def _run_attack(config: Any, out: Path, quiet: bool, force: bool) -> dict[str, A
 
 
 def _defense_text(record: dict[str, Any]) -> str:
-    """The chain as spec strings (``topk:ratio=0.1 -> qsgd:levels=4``), unset values left out."""
-    specs = []
-    for stage in record.get("defenses") or []:
-        if not isinstance(stage, dict):
-            specs.append(str(stage))
-            continue
-        params = ",".join(
-            f"{k}={v}" for k, v in (stage.get("params") or {}).items() if v is not None
-        )
-        specs.append(f"{stage.get('name', '?')}:{params}" if params else str(stage.get("name")))
-    return " -> ".join(specs) if specs else "none"
+    from medleak.defenses import describe_chain
+
+    return describe_chain(record.get("defenses"))
 
 
 def _summary(record: dict[str, Any], out: Path) -> str:
@@ -192,6 +191,7 @@ def _summary(record: dict[str, Any], out: Path) -> str:
             f"re-identified {record['reid_rate']:.0%} of the victims "
             f"(chance {record['reid_chance']:.1%} in a gallery of {record['gallery_size']})"
         )
+    lines.extend(_other_summary_lines(record))
     from medleak.metrics.verdict import judge
 
     verdict = judge(record)
@@ -200,12 +200,44 @@ def _summary(record: dict[str, Any], out: Path) -> str:
     return "\n".join(lines)
 
 
+#: Summary keys the lines above already say in words.
+_SAID = {"psnr", "ssim", "floor_psnr", "floor_ssim", "reid_rate"}
+
+
+def _other_summary_lines(record: dict[str, Any]) -> list[str]:
+    """Any other registered summary metric (``Metric.summary``): a metric someone adds shows in
+    the console without a line written for it here."""
+    from medleak.metrics.registry import summary_cells
+
+    lines = []
+    for cell in summary_cells():
+        value = record.get(cell.key)
+        if cell.key in _SAID or value is None:
+            continue
+        shown = f"{value:.{cell.digits}f}" if isinstance(value, float) and cell.digits else value
+        lines.append(f"{cell.header}: {shown}")
+    return lines
+
+
 def command_attack(args: argparse.Namespace) -> int:
     from medleak.cli_flags import config_overrides
     from medleak.experiments.config import RunConfig, apply_overrides, load_config
 
     base = load_config(args.config) if args.config else RunConfig()
     config = apply_overrides(base, config_overrides(args))
+    if args.check:
+        from medleak.experiments.sweep_spec import check_run
+
+        check_run(config)
+        source = config.data.source.strip()
+        if source.lower() != "phantom" and not Path(source).expanduser().exists():
+            raise MedleakError(f"data not found: {source}")
+        if config.model.weights:
+            from medleak.models.weights import read_state_dict
+
+            read_state_dict(config.model.weights)
+        print("the options are valid")
+        return 0
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/{config.attack.name}-{config.model.name}-{stamp}")
     record = _run_attack(config, out, args.quiet, args.force)
@@ -222,7 +254,7 @@ def command_demo(args: argparse.Namespace) -> int:
     replacing = _holds_demo(out, config)
     if replacing:
         print(f"(replacing the previous demo output in {out})")
-    record = _run_attack(config, out, args.quiet, force=replacing)
+    record = _run_attack(config, out, args.quiet, force=replacing or args.force)
     print(_summary(record, out))
     print(f"open {out / 'report.html'} in a browser, or look at {out / 'reconstruction.png'}")
     return 0
@@ -272,14 +304,34 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def command_train_prior(args: argparse.Namespace) -> int:
-
-    from medleak.attacks.priors.learned import TrainConfig, train_prior_file
+    from medleak.attacks.priors.learned import TrainConfig, is_prior_file, train_prior_file
     from medleak.cli_flags import config_overrides
     from medleak.experiments.config import build
+    from medleak.output_targets import claim_file
 
-    _set_threads(args.threads)
     config = build(TrainConfig, config_overrides(args, TrainConfig))
-    loss = train_prior_file(config, Path(args.out), quiet=args.quiet)
+    if args.threads is not None and args.threads < 1:
+        raise MedleakError(f"--threads must be >= 1, got {args.threads}")
+    if args.check:
+        print("the options are valid")
+        return 0
+    _set_threads(args.threads)
+    claim_file(Path(args.out), what="prior", is_own=is_prior_file, force=args.force)
+    from medleak.progress import Progress
+
+    bars: list[Progress] = []
+
+    def progress(total: int, loss: float) -> None:
+        if not bars:
+            bars.append(Progress(total, "train-prior", "step", args.quiet))
+        bars[0].set_postfix(loss=f"{loss:.4f}")
+        bars[0].update(1)
+
+    try:
+        loss = train_prior_file(config, Path(args.out), progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"prior written to {args.out} (final training loss {loss:.4g})")
     return 0
 
@@ -312,8 +364,44 @@ COMMANDS = {
 }
 
 
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled exactly as Ctrl-C: the sweep's workers are stopped, one line printed."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
-    return f"medleak: warning: {message}\n"
+    """medleak's own warnings as one line; a library's named as that library's, not ours."""
+    origin = _warning_origin(str(filename))
+    text = _one_line(str(message), False)
+    if origin == "medleak":
+        return f"medleak: warning: {text}\n"
+    return f"medleak: warning from {origin}: {text}\n"
+
+
+def _warning_origin(filename: str) -> str:
+    """The top-level package a warning was raised in (from its file's path)."""
+    parts = Path(filename).parts
+    for marker in ("site-packages", "dist-packages", "src"):
+        if marker in parts[:-1]:
+            index = len(parts) - 1 - parts[::-1].index(marker)
+            if index + 1 < len(parts):
+                return Path(parts[index + 1]).stem
+    return Path(filename).stem or "python"
+
+
+def _one_line(text: str, show_sources: bool) -> str:
+    """A message as one line, data file names pseudonymised unless ``--show-sources``."""
+    from medleak.private_files import redact_sources
+
+    text = " ".join(text.split())
+    return text if show_sources else redact_sources(text)
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -322,34 +410,53 @@ def _command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
     import warnings
 
     warnings.formatwarning = _one_line_warning
+    # a library's warning repeats per call site and per round: say it once per run
+    for category in (UserWarning, FutureWarning):
+        warnings.filterwarnings("once", category=category)
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         build_parser(full=()).print_help()
         return 0
     # Only the command asked for gets its generated flags; the others start without torch.
-    args = build_parser(full=[_command(argv) or ""]).parse_args(argv)
+    try:
+        args = build_parser(full=[_command(argv) or ""]).parse_args(argv)
+    except SystemExit as exc:  # a usage error (its one line is printed): return its code
+        if exc.code in (0, None):
+            raise  # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    shown = bool(getattr(args, "show_sources", False))
+
+    def say(kind: str, text: str) -> None:
+        print(f"medleak {args.command}: {kind}: {_one_line(text, shown)}", file=sys.stderr)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding application): leave SIGTERM alone
+        previous = None
     try:
         return COMMANDS[args.command](args)
     except MedleakError as exc:
-        print(f"medleak {args.command}: error: {exc}", file=sys.stderr)
+        say("error", str(exc))
         return EXIT_USAGE
     except RunFailed as exc:
-        print(f"medleak {args.command}: run failed: {exc}", file=sys.stderr)
+        say("run failed", str(exc))
         return EXIT_RUN_FAILED
     except MemoryError:
-        print(f"medleak {args.command}: run failed: out of memory", file=sys.stderr)
+        say("run failed", "out of memory")
         return EXIT_RUN_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(f"medleak {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except OSError as exc:
-        print(
-            f"medleak {args.command}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr
-        )
+        say("error", f"{exc.strerror or exc}: {exc.filename}")
         return EXIT_USAGE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -65,8 +65,8 @@ def command_findings(args: argparse.Namespace) -> int:
         run_variants,
     )
     from medleak.experiments.sqlite_store import SweepStore
-    from medleak.report.findings.catalog import BY_NUMBER
-    from medleak.report.findings.collect import collect
+    from medleak.findings.catalog import BY_NUMBER
+    from medleak.findings.collect import collect
     from medleak.report.findings.document import RunInfo, check_writable, write_findings
 
     if args.threads < 1:
@@ -101,8 +101,8 @@ def command_findings(args: argparse.Namespace) -> int:
             if args.no_run
             else run_variants(variants, store, args.workers, args.threads, progress)
         )
-        for line in result.errors:
-            print(f"failed: {line}", file=sys.stderr)
+        for line in result.errors:  # a report (stdout); the exit code says some failed
+            print(f"failed: {line}")
         entries = collect(
             store,
             [(v.number, v.source, v.command(), s) for v, s in sweeps],
@@ -135,4 +135,7 @@ def command_findings(args: argparse.Namespace) -> int:
         f"{result.computed} runs computed, {result.reused} reused, {result.failed} failed in "
         f"{result.seconds / 60:.1f} min; wrote {doc}"
     )
-    return 1 if result.failed else 0
+    if result.failed:  # failed runs are recorded in the store; exit 2 is only for bad input
+        print(f"medleak findings: run failed: {result.failed} runs failed", file=sys.stderr)
+        return 3
+    return 0

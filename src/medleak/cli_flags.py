@@ -44,6 +44,21 @@ def default_text(flag: ConfigFlag) -> str:
     return f" (default {value})"
 
 
+def _number_type(kind: type, flag: ConfigFlag) -> Any:
+    """argparse's ``type`` for a number flag: converts, then refuses NaN, infinity and values out
+    of the field's bounds, so the error names the flag at parse time."""
+
+    def convert(text: str) -> Any:
+        value = kind(text)  # a ValueError is argparse's "invalid int value: 'x'"
+        problem = flag.bounds.problem(value) if flag.bounds is not None else None
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
 def argument(flag: ConfigFlag) -> dict[str, Any]:
     """The ``add_argument`` keywords for one generated flag."""
     meta = flag.flag
@@ -63,7 +78,7 @@ def argument(flag: ConfigFlag) -> dict[str, Any]:
         if choices is not None:
             kwargs["choices"] = list(choices)
         if value_type not in (None, str):  # argparse hands strings over as they are
-            kwargs["type"] = value_type
+            kwargs["type"] = _number_type(value_type, flag) if choices is None else value_type
     if meta.metavar is not None:
         kwargs["metavar"] = meta.metavar
     return kwargs

@@ -11,7 +11,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medleak.errors import ConfigError
+from medleak.errors import ConfigError, RunFailed
+from medleak.output_targets import claim_folder
+from medleak.private_files import private_dir, write_private
+from medleak.strict_json import non_finite, strict_json
+from medleak.yaml_input import read_yaml
+
+CHECK_HELP = "validate the options and exit (nothing is computed or written)"
+DEFAULT_MAX_RUNS = 10_000
+EXIT_RUN_FAILED = 3  # some runs failed (recorded in the store); 2 is only for bad input
+TRAIN_FILE = "train.json"
 
 
 def add_parsers(commands: Any) -> None:
@@ -25,6 +34,13 @@ def add_parsers(commands: Any) -> None:
     sweep.add_argument("--rerun", action="store_true", help="recompute other versions' runs")
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base key")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument(
+        "--max-runs",
+        type=int,
+        default=DEFAULT_MAX_RUNS,
+        help=f"refuse a spec of more runs than this (default {DEFAULT_MAX_RUNS})",
+    )
+    sweep.add_argument("--check", action="store_true", help=CHECK_HELP)
 
     train = commands.add_parser("train", help="federated training under a defense chain")
     train.add_argument("--config", help="YAML: a run config, with an optional train: section")
@@ -33,32 +49,43 @@ def add_parsers(commands: Any) -> None:
     train.add_argument("--out", required=True, help="output folder")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.add_argument("--quiet", action="store_true", help="no per-round lines")
+    train.add_argument("--force", action="store_true", help="replace a training already in --out")
+    train.add_argument("--check", action="store_true", help=CHECK_HELP)
 
     results = commands.add_parser("results", help="a table of the runs in a store")
     results.add_argument("store", help="SQLite store ('medleak sweep', or a Flower audit)")
     results.add_argument("--where", action="append", metavar="KEY=VALUE", help="filter (repeat)")
     results.add_argument("--group-by", metavar="KEY", help="mean of the metrics per value")
     results.add_argument("--sort", metavar="KEY", help="sort by a key or metric")
+    results.add_argument("--desc", action="store_true", help="with --sort: largest first")
     results.add_argument("--kind", choices=["attack", "train", "audit"], default=None)
-    results.add_argument("--csv", action="store_true", help="every finished run as CSV")
+    results.add_argument(
+        "--csv",
+        action="store_true",
+        help="the finished runs (or, with --group-by, the groups) as CSV",
+    )
 
 
 def _progress_bar(total: int, quiet: bool) -> tuple[Any, Any]:
-    from tqdm import tqdm
+    from medleak.progress import Progress
 
-    bar = tqdm(total=total, desc="sweep", unit="run", disable=quiet)
+    bar = Progress(total, "sweep", "run", quiet)
     counts = {"running": 0, "failed": 0, "done": 0}
 
     def progress(event: str, job: Any, result: dict[str, Any] | None) -> None:
-        if event == "started":
+        if event == "skipped":  # another sweep on the same store computed it meanwhile
+            bar.update(1)
+        elif event == "started":
             counts["running"] += 1
         elif event in ("finished", "failed", "retry"):
             if event != "retry" or counts["running"]:
                 counts["running"] = max(0, counts["running"] - 1)
             if event != "retry":
                 counts["done" if event == "finished" else "failed"] += 1
+                bar.set_postfix(**counts)
                 bar.update(1)
-        bar.set_postfix(counts, refresh=True)
+                return
+        bar.set_postfix(**counts)
 
     return bar, progress
 
@@ -68,9 +95,16 @@ def command_sweep(args: argparse.Namespace) -> int:
     from medleak.experiments.sweep import LocalBackend, plan_todo, run_sweep
     from medleak.experiments.sweep_spec import load_spec, parse_set
 
-    sweep = load_spec(args.spec, parse_set(args.set))
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.max_runs < 1:
+        raise ConfigError(f"--max-runs must be >= 1, got {args.max_runs}")
+    if not 1 <= args.threads <= 4096:
+        raise ConfigError(f"--threads must be in [1, 4096], got {args.threads}")
+    if not 1 <= args.workers <= 4096:
+        raise ConfigError(f"--workers must be in [1, 4096], got {args.workers}")
+    sweep = load_spec(args.spec, parse_set(args.set), args.max_runs)
+    if args.check:
+        print(f"{args.spec}: {len(sweep.attacks)} attack runs, {len(sweep.trainings)} trainings")
+        return 0
     if args.backend == "ray":
         from medleak.experiments.ray_backend import RayBackend
 
@@ -82,19 +116,33 @@ def command_sweep(args: argparse.Namespace) -> int:
     with SweepStore(args.store) as store:
         from medleak.experiments.sweep import SweepSummary
 
-        todo = len(plan_todo(sweep, store, args.rerun, SweepSummary()))
+        planned = SweepSummary()
+        todo = len(plan_todo(sweep, store, args.rerun, planned))
+        added = (
+            f" (including {sweep.added_baselines} no-defense baseline run"
+            f"{'s' if sweep.added_baselines != 1 else ''} the grid lacked: each defended point "
+            "is judged against the same attack on its undefended update)"
+            if sweep.added_baselines
+            else ""
+        )
         print(
-            f"sweep {args.spec}: {len(sweep.attacks)} attack runs, {len(sweep.trainings)} "
-            f"trainings; {todo} to run, store {args.store}",
+            f"sweep {args.spec}: {len(sweep.attacks)} attack runs{added}, "
+            f"{len(sweep.trainings)} trainings; {todo} to run, store {args.store}",
             flush=True,
         )
+        if planned.migrated:
+            print(
+                f"{len(planned.migrated)} runs were stored under the run ids of an older "
+                "medleak; re-keyed in place (same settings, same numbers), none recomputed",
+                flush=True,
+            )
         bar, progress = _progress_bar(todo, args.quiet)
         try:
             summary = run_sweep(sweep, store, backend, rerun=args.rerun, progress=progress)
         finally:
             bar.close()
-    for line in summary.errors:
-        print(f"failed: {line}", file=sys.stderr)
+    for line in summary.errors:  # a report of the sweep (stdout); stderr gets one line below
+        print(f"failed: {line}")
     if summary.other_version:
         verb = "recomputed" if args.rerun else "kept (use --rerun to recompute)"
         print(f"{len(summary.other_version)} runs stored by another medleak version: {verb}")
@@ -102,28 +150,31 @@ def command_sweep(args: argparse.Namespace) -> int:
         f"{summary.finished} finished, {summary.failed} failed, {summary.skipped} already in the "
         f"store; see 'medleak results {args.store}'"
     )
-    return 1 if summary.failed else 0
+    if summary.failed:
+        print(
+            f"medleak sweep: run failed: {summary.failed} of {summary.total} runs failed "
+            f"(recorded in {args.store})",
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILED
+    return 0
 
 
 def command_train(args: argparse.Namespace) -> int:
-    import yaml
     from safetensors.torch import save_file
 
     from medleak.cli import _set_threads
     from medleak.defenses import build_chain
     from medleak.experiments.config import from_dict
     from medleak.experiments.run import model_for
-    from medleak.experiments.sweep_spec import _set_dotted, parse_set
+    from medleak.experiments.sweep_spec import _set_dotted, check_run, parse_set
     from medleak.fl.training import TrainConfig, load_split, train_federated
 
     raw: dict[str, Any] = {}
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml(args.config, "config file") or {}
         if not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must hold a mapping")
+            raise ConfigError(f"config file {args.config} must hold a mapping")
     for key, value in parse_set(args.set).items():
         _set_dotted(raw, key, value)
     if args.defense:
@@ -135,13 +186,29 @@ def command_train(args: argparse.Namespace) -> int:
 
     _merge(train, train_raw, "train.")
     train.check()
-    _set_threads(args.threads if args.threads is not None else config.threads)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     chain = build_chain(config.defenses)
+    out = Path(args.out)
+    if args.check:
+        check_run(config)
+        print("the options are valid")
+        return 0
+    claim_folder(
+        out, what="training", is_own=_holds_training, own_files=_training_files, force=args.force
+    )
+    _set_threads(args.threads if args.threads is not None else config.threads)
     split = load_split(config.data.federation_spec(), config.seed, train.eval_split)
     model = model_for(config, split.classes)
     print(f"data: {split.description}")
+    from medleak.progress import Progress
+
+    rounds = Progress(train.rounds, "train", "round", args.quiet, lines=False)
 
     def progress(r: int, scores: dict[str, Any]) -> None:
+        stop_if_diverged(r, scores)
+        if r > 0:
+            rounds.update(1)
         if not args.quiet:
             auc = "n/a" if scores["auc"] is None else f"{scores['auc']:.3f}"
             print(
@@ -151,32 +218,54 @@ def command_train(args: argparse.Namespace) -> int:
             )
 
     result = train_federated(model, split, chain, train, config.seed, progress=progress)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    diverged = non_finite(result.metrics, result.curves)
+    if diverged:  # a training whose loss blew up is a failed run, never "final accuracy"
+        raise RunFailed(f"the training diverged ({diverged}); lower train.local_lr")
+    private_dir(out)
     record = {
         "config": config.to_dict(),
         "train": train.to_dict(),
         **result.metrics,
         "curves": result.curves,
     }
-    _private_write(out / "train.json", json.dumps(record, indent=2, default=str).encode())
+    write_private(out / TRAIN_FILE, strict_json(record).encode())
     for r, state in result.states.items():
         save_file(state, str(out / f"round-{r}.safetensors"))
         os.chmod(out / f"round-{r}.safetensors", 0o600)
-    eps = result.metrics["epsilon"]
-    tail = "" if eps is None else f", epsilon {eps:.2f} (delta {result.metrics['delta']:g})"
+    m = result.metrics
+    eps = m["epsilon"]
+    tail = "" if eps is None else f", epsilon {eps:.2f} (delta {m['delta']:g})"
+    learned = "" if m["learned"] else "; did NOT learn: the interval reaches chance or majority"
     print(
-        f"final accuracy {result.metrics['accuracy']:.3f} (chance "
-        f"{result.metrics['chance']:.3f}){tail}; results in {out}/train.json"
+        f"final accuracy {m['accuracy']:.3f} (95% CI {m['accuracy_ci_low']:.3f}-"
+        f"{m['accuracy_ci_high']:.3f} over {m['test_images']} held-out images; chance "
+        f"{m['chance_rate']:.3f}, majority class {m['majority_rate']:.3f}{learned}){tail}; "
+        f"results in {out}/train.json"
     )
     return 0
 
 
-def _private_write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
+def stop_if_diverged(round_: int, scores: dict[str, Any]) -> None:
+    """Stop a training whose test loss is no longer finite (the evaluation reports it as None):
+    it is a failed run (exit 3, status failed in a store), never a "final accuracy"."""
+    if scores.get("loss") is None:
+        raise RunFailed(
+            f"the training diverged at round {round_} (its test loss is not finite); "
+            "lower train.local_lr or train.server_lr"
+        )
+
+
+def _holds_training(folder: Path) -> bool:
+    """A folder holds medleak's training when its ``train.json`` is a record ``train`` wrote."""
+    try:
+        record = json.loads((folder / TRAIN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"config", "train"} <= record.keys()
+
+
+def _training_files(folder: Path) -> list[Path]:
+    return [folder / TRAIN_FILE, *sorted(folder.glob("round-*.safetensors"))]
 
 
 def flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -191,22 +280,38 @@ def run_row(run: Any) -> dict[str, Any]:
     """A stored run as one flat row: hash, kind, status, dotted config keys, then metrics."""
     row: dict[str, Any] = {"hash": run.run_id, "kind": run.kind, "status": run.status}
     flatten("", run.config, row)
-    row["defenses"] = " + ".join(_defense_text(d) for d in run.config.get("defenses", [])) or "none"
+    from medleak.defenses.spec import describe_chain
+
+    row["defenses"] = describe_chain(run.config.get("defenses", []))
     for key, value in run.metrics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:
             row.setdefault(key, value)
+    # one bandwidth name and direction (bits sent / raw); older stores kept raw / sent
+    old_ratio = row.pop("compression_ratio", None)
+    if row.get("bits_ratio") is None:
+        sent, raw = row.get("bits_sent"), row.get("bits_raw")
+        if isinstance(sent, (int, float)) and isinstance(raw, (int, float)) and raw:
+            row["bits_ratio"] = sent / raw
+        elif isinstance(old_ratio, (int, float)) and old_ratio:
+            row["bits_ratio"] = 1 / old_ratio
     row["error"] = run.error
     return row
 
 
-def _defense_text(spec: Any) -> str:
-    return spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
+def _check_key(option: str, key: str, rows: list[dict[str, Any]]) -> None:
+    """An unknown key is an error in every option (a typo must not read as "no such runs")."""
+    known = {k for r in rows for k in r}
+    if not rows or key in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{option}: unknown key {key!r}{hint}")
 
 
 def _matches(row: dict[str, Any], key: str, wanted: str) -> bool:
-    if key not in row:
-        raise ConfigError(f"--where: unknown key {key!r}")
-    value = row[key]
+    value = row.get(key)
     return str(value) == wanted or (
         isinstance(value, (int, float)) and _number(wanted) == float(value)
     )
@@ -219,54 +324,77 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _sort_key(key: str) -> Any:
+def _sort_key(key: str, descending: bool = False) -> Any:
+    """Numbers before text before missing values, in either direction."""
+
     def value(row: dict[str, Any]) -> tuple[int, Any]:
         v = row.get(key)
         if v is None:
             return (2, 0)
-        return (0, v) if isinstance(v, (int, float)) else (1, str(v))
+        if isinstance(v, (int, float)):
+            return (0, -v if descending else v)
+        return (1, _Reversed(str(v)) if descending else str(v))
 
     return value
+
+
+class _Reversed:
+    """A string that sorts backwards (for --desc on a text column)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return self.text > other.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.text == other.text
 
 
 def command_results(args: argparse.Namespace) -> int:
     from medleak.experiments.sqlite_store import SweepStore
 
-    if not Path(args.store).is_file():
-        raise ConfigError(f"store not found: {args.store}")
-    with SweepStore(args.store, create=False) as store:
+    with SweepStore(args.store, create=False) as store:  # read-only: never writes, never chmods
         runs = store.runs(kind=args.kind)
     rows = [run_row(r) for r in runs]
+    _add_judged_columns(rows, runs)
+    if args.desc and not args.sort:
+        raise ConfigError("--desc needs --sort KEY")
+    wheres = []
     for item in args.where or []:
         key, sep, wanted = item.partition("=")
         if not sep:
             raise ConfigError(f"--where expects KEY=VALUE, got {item!r}")
+        _check_key("--where", key, rows)
+        wheres.append((key, wanted))
+    if args.group_by:
+        _check_key("--group-by", args.group_by, rows)
+    for key, wanted in wheres:
         rows = [r for r in rows if key in r and _matches(r, key, wanted)]
+    if args.group_by:
+        rows = _grouped(rows, args.group_by)
     if args.sort:
-        if rows and not any(args.sort in r for r in rows):
-            raise ConfigError(f"--sort: unknown key {args.sort!r}")
-        rows.sort(key=_sort_key(args.sort))
+        _check_key("--sort", args.sort, rows)
+        rows.sort(key=_sort_key(args.sort, args.desc))
     if args.csv:
-        finished = [r for r in rows if r["status"] == "finished"]
+        chosen = rows if args.group_by else [r for r in rows if r["status"] == "finished"]
         keys: list[str] = []
-        for r in finished:
+        for r in chosen:
             keys.extend(k for k in r if k not in keys)
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(finished)
+        writer.writerows(chosen)
         sys.stdout.write(buffer.getvalue())
         return 0
     if args.group_by:
-        rows = _grouped(rows, args.group_by)
         columns = [
             args.group_by,
             *(["kind"] if args.group_by != "kind" else []),
             "runs",
             "accuracy",
-            "ssim",
-            "psnr",
-            "reid_rate",
+            "accuracy_range",
+            *_summary_keys(),
             "epsilon",
             "bits_ratio",
         ]
@@ -279,23 +407,41 @@ def command_results(args: argparse.Namespace) -> int:
             "seed",
             "model.round",
             "accuracy",
-            "psnr",
-            "ssim",
-            "reid_rate",
+            "accuracy_95ci",
+            "learned",
+            *_summary_keys(),
+            "protection_ssim",
+            "baseline_verdict",
+            "verdict",
             "epsilon",
-            "compression_ratio",
+            "bits_ratio",
             "error",
         ]
         if any(r["kind"] == "audit" for r in rows):  # a Flower audit: which update, what found
             columns[3:3] = ["round", "client", "audit_status"]
-            columns.insert(-1, "verdict")
     print(_table(rows, columns))
     return 0
 
 
+def _add_judged_columns(rows: list[dict[str, Any]], runs: list[Any]) -> None:
+    """The judged columns (``report.sweep_points.run_columns``): an attack run's floors, verdict
+    against its no-defense twin, the twin's verdict and the protection; a training's 95%
+    accuracy interval and whether it learned."""
+    from medleak.report.sweep_points import run_columns
+
+    judged = run_columns(runs)
+    for row in rows:
+        row.update(judged.get(row["hash"], {}))
+
+
+def _summary_keys() -> tuple[str, ...]:
+    """The metrics every run shows, from the metric registry (``Metric.summary``)."""
+    from medleak.metrics.registry import summary_cells
+
+    return tuple(dict.fromkeys(cell.key for cell in summary_cells()))
+
+
 def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    if rows and not any(key in r for r in rows):
-        raise ConfigError(f"--group-by: unknown key {key!r}")
     # one row per value AND kind: a metric both kinds carry means different things (an attack
     # run's epsilon is its one update's, a training's is accounted over every round)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -305,9 +451,12 @@ def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     out = []
     for (value, kind), members in groups.items():
         entry: dict[str, Any] = {key: value, "kind": kind, "runs": len(members)}
-        for metric in ("accuracy", "ssim", "psnr", "reid_rate", "epsilon", "bits_ratio"):
+        for metric in ("accuracy", *_summary_keys(), "epsilon", "bits_ratio"):
             numbers = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
             entry[metric] = sum(numbers) / len(numbers) if numbers else None
+        accuracies = [m["accuracy"] for m in members if isinstance(m.get("accuracy"), (int, float))]
+        if len(accuracies) > 1:  # across seeds: the mean with its min-max
+            entry["accuracy_range"] = f"{min(accuracies):.3f}-{max(accuracies):.3f}"
         out.append(entry)
     return out
 

@@ -10,6 +10,7 @@ so the lower floors (data, fl, attacks) can declare their options without depend
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +20,8 @@ from typing import Any, Literal
 FlagKind = Literal["value", "toggle", "switch", "append"]
 
 METADATA_KEY = "medleak.flag"
+#: Field metadata: the ``Bounds`` a number must lie in (checked wherever a value comes in).
+BOUNDS_KEY = "medleak.bounds"
 #: Field metadata: the value at which a config key reproduces the behaviour from before the key
 #: existed. The canonical config (``experiments.records``) drops a key at its neutral value, so
 #: adding an option never re-keys a store, while changing a default still does.
@@ -52,6 +55,53 @@ class Flag:
             raise ValueError(f"a flag name starts with '--', got {self.name!r}")
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a numeric option: ``low <= value <= high`` (``value > low`` when
+    ``above``). Every float must also be finite: NaN and infinity are refused with the option's
+    name wherever they come in (flag, YAML, ``--set``, a sweep axis)."""
+
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` is out of range (words for an error), or None when it is fine."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        low_ok = self.low is None or (value > self.low if self.above else value >= self.low)
+        high_ok = self.high is None or value <= self.high
+        if low_ok and high_ok:
+            return None
+        if self.low is not None and self.high is not None:
+            left = "(" if self.above else "["
+            return f"must be in {left}{_text(self.low)}, {_text(self.high)}], got {value}"
+        if self.high is not None:
+            return f"must be <= {_text(self.high)}, got {value}"
+        return f"must be {'>' if self.above else '>='} {_text(self.low)}, got {value}"
+
+
+def _text(bound: float | None) -> str:
+    """A bound as a person writes it: 100000 rather than 1e+05, 1e+30 rather than 30 zeros."""
+    if bound is not None and float(bound).is_integer() and abs(bound) < 1e12:
+        return str(int(bound))
+    return f"{bound:g}"
+
+
+#: A float option without declared bounds: finite and within float32's comfortable range.
+FLOAT_BOUNDS = Bounds(-1e30, 1e30)
+#: An int option without declared bounds: a 32-bit count.
+INT_BOUNDS = Bounds(-(2**31 - 1), 2**31 - 1)
+
+
+def bounds_of(field: dataclasses.Field[Any], kind: type) -> Bounds:
+    """The bounds a numeric field declares, else the default for its type."""
+    declared = field.metadata.get(BOUNDS_KEY)
+    if declared is not None:
+        return declared
+    return FLOAT_BOUNDS if kind is float else INT_BOUNDS
+
+
 def option(
     default: Any = dataclasses.MISSING,
     flag: str | None = None,
@@ -63,13 +113,19 @@ def option(
     metavar: str | None = None,
     default_text: str | None = None,
     neutral: Any = dataclasses.MISSING,
+    low: float | None = None,
+    high: float | None = None,
+    above: bool = False,
 ) -> Any:
     """A dataclass field with a default and, when ``flag`` is given, its CLI flag.
 
     ``neutral``: for a key added after stores were written, the value that reproduces the old
     behaviour (see ``NEUTRAL_KEY``). Give it to every new option that has one.
+    ``low``/``high``/``above``: the range of a number (see ``Bounds``).
     """
     metadata: dict[str, Any] = {}
+    if low is not None or high is not None:
+        metadata[BOUNDS_KEY] = Bounds(low, high, above)
     if neutral is not dataclasses.MISSING:
         metadata[NEUTRAL_KEY] = neutral
     if flag is not None:

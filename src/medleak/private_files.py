@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -90,3 +91,21 @@ def source_alias(name: str) -> str:
     """
     digest = hmac.new(_source_key(), name.encode("utf-8"), hashlib.sha256).hexdigest()
     return f"img-{digest[:16]}"
+
+
+#: A data file's name in a message: a path-like token ending in an image suffix. The token is
+#: aliased whole, so ``NORMAL/person1_bacteria_1.jpeg`` (a data set's relative source name) gets
+#: the same pseudonym as in ``metrics.json``.
+_DATA_FILE = re.compile(
+    r"""(?<![\w.-])((?:[^\s'"():,;=\[\]]*/)?[^\s'"():,;=/\[\]]+\.(?:jpe?g|png|bmp|tiff?|dcm|dicom))\b""",
+    re.IGNORECASE,
+)
+
+
+def redact_sources(text: str) -> str:
+    """``text`` with every data file name replaced by its pseudonym (:func:`source_alias`).
+
+    Error messages name the file that failed; Kaggle names carry patient numbers, so every
+    message a person or a store sees goes through this unless ``--show-sources`` was given.
+    """
+    return _DATA_FILE.sub(lambda match: source_alias(match.group(1)), text)

@@ -68,3 +68,21 @@ def test_rog_uses_the_head_features_at_batch_1() -> None:
     plain = AttackOptions(iterations=2, labels="inferred", analytic=False)
     off = get_attack("rog")(update, knowledge, plain, seed=0)
     assert off.info["stage"] == "optimisation"
+
+
+def test_rog_names_the_stage_it_ran_and_says_restarts_do_not_apply_to_it() -> None:
+    """ROG's stages are tried in order; the analytic head stage is deterministic, so --restarts
+    is reported as not applying rather than silently ignored."""
+    from medleak.attacks.rog import ANALYTIC_STAGES
+
+    assert [s.name for s in ANALYTIC_STAGES] == ["analytic", "head-features", "latent"]
+    model = build_model("lenet-dlg", 1, 16, seed=2)
+    update = compute_update(model, _batch(1, 16), FLSettings())
+    knowledge = ServerKnowledge(model=model, image_size=16, batch_size=1)
+    options = AttackOptions(iterations=3, restarts=2, prior="none", labels="inferred")
+    result = get_attack("rog")(update, knowledge, options, seed=0)
+    assert result.info["stage"] == "head-features"
+    assert "optimisation only" in result.info["restarts_note"]
+    off = AttackOptions(iterations=3, analytic=False, labels="inferred")
+    plain = get_attack("rog")(update, knowledge, off, 0)
+    assert plain.info["stage"] == "optimisation" and "restarts_note" not in plain.info

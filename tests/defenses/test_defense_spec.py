@@ -139,3 +139,15 @@ def test_describe_lists_every_defense_and_parameter() -> None:
         for param in defense.params:
             assert any(line.strip().startswith(param.name + " ") for line in lines), param.name
     assert "1e-05" in table and "required" in table and "l2|max" in table
+
+
+def test_a_chain_reads_the_same_from_its_text_or_its_resolved_record() -> None:
+    from medleak.defenses import describe_chain, resolve_spec
+
+    text = ["topk:ratio=0.1", "qsgd:levels=4"]
+    resolved = [resolve_spec(t) for t in text]
+    assert describe_chain([]) == "none" and describe_chain(None) == "none"
+    shown = describe_chain(resolved)
+    assert shown.startswith("topk:ratio=0.1") and " -> qsgd:levels=4" in shown
+    # the text of each resolved stage parses back to the same stage
+    assert [resolve_spec(s) for s in shown.split(" -> ")] == resolved

@@ -15,7 +15,7 @@ from medleak.experiments.records import RunRecord, canonical_config, run_id
 from medleak.experiments.sqlite_store import SweepStore
 from medleak.experiments.stores import RunFolderStore
 from medleak.experiments.sweep import SweepSummary, plan_todo
-from medleak.experiments.sweep_spec import expand
+from medleak.experiments.sweep_spec import expand, load_spec
 
 TINY = {
     "data": {"source": "phantom", "image_size": 16, "batch_size": 2, "phantom_count": 16},
@@ -25,7 +25,8 @@ TINY = {
     "defenses": ["gaussian:sigma=0.1"],
 }
 SPEC = {
-    "base": TINY,
+    # no added no-defense baselines: the store below is what the first scheme's sweep wrote
+    "base": {**TINY, "metrics": {**TINY["metrics"], "baseline": False}},
     "grid": {"model.round": [0, 1]},
     "list": [{"seed": 3}],
     # local_lr pinned at the default of the scheme-1 days (now 0.1): the ids below hash it
@@ -135,7 +136,7 @@ def test_experiments_does_not_import_report() -> None:
 def test_an_option_added_at_its_neutral_value_keeps_every_run_id(
     tmp_path: Path, monkeypatch
 ) -> None:
-    """A contributor adds ``attack.momentum`` (neutral 0.0): the store's runs stay found."""
+    """A contributor adds ``model.dropout`` (neutral 0.0): the store's runs stay found."""
     import medleak.experiments.records as records
 
     sweep = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
@@ -145,13 +146,13 @@ def test_an_option_added_at_its_neutral_value_keeps_every_run_id(
             store.finish(job.run_id, {"ssim": 0.5}, None, {}, 1.0, {})
         plain_to_dict = RunConfig.to_dict
 
-        def with_momentum(self: RunConfig) -> dict:
+        def with_dropout(self: RunConfig) -> dict:
             data = plain_to_dict(self)
-            data["attack"]["momentum"] = 0.0
+            data["model"]["dropout"] = 0.0
             return data
 
-        monkeypatch.setattr(RunConfig, "to_dict", with_momentum)
-        neutral = (("attack", "momentum"), 0.0)
+        monkeypatch.setattr(RunConfig, "to_dict", with_dropout)
+        neutral = (("model", "dropout"), 0.0)
         declared = records.neutral_keys()  # the real options' neutral values stay in force
         monkeypatch.setattr(records, "neutral_keys", lambda: [*declared, neutral])
         again = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
@@ -159,10 +160,54 @@ def test_an_option_added_at_its_neutral_value_keeps_every_run_id(
         assert plan_todo(again, store, rerun=False, summary=summary) == []
         assert summary.skipped == len(sweep.jobs)
         # away from its neutral value the option is part of what the numbers depend on
-        moved_neutral = (("attack", "momentum"), 0.9)
+        moved_neutral = (("model", "dropout"), 0.9)
         monkeypatch.setattr(records, "neutral_keys", lambda: [*declared, moved_neutral])
         moved = expand({"base": TINY, "grid": {"seed": [0, 1, 2]}})
         assert {j.run_id for j in moved.jobs}.isdisjoint({j.run_id for j in sweep.jobs})
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_a_store_written_before_scheme_3_is_resumed_without_recomputing(
+    tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    """The fixture was written by the medleak before attack options were per attack (every
+    option of every attack hashed); today's ids hash only the chosen attack's options."""
+    import shutil
+
+    from medleak.cli import main
+
+    store = tmp_path / "old.db"
+    shutil.copyfile(FIXTURES / "scheme2-store.db", store)
+    with SweepStore(store, create=False) as db:
+        before = {r.run_id: r.metrics for r in db.runs()}
+    spec = str(FIXTURES / "scheme2-spec.yaml")
+    sweep = load_spec(spec, {})
+    assert not {j.run_id for j in sweep.jobs} & set(before)  # the ids did change
+    assert main(["sweep", spec, "--store", str(store), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "0 to run" in out and "6 runs were stored under the run ids of an older" in out
+    with SweepStore(store, create=False) as db:
+        after = {r.run_id: r.metrics for r in db.runs()}
+    assert set(after) == {j.run_id for j in sweep.jobs}  # migrated in place, not duplicated
+    assert sorted(map(str, before.values())) == sorted(map(str, after.values()))
+    main(["sweep", spec, "--store", str(store), "--quiet"])
+    assert "re-keyed" not in capsys.readouterr().out  # once
+
+
+def test_an_attack_takes_only_its_own_options_and_refuses_the_others(capsys) -> None:  # noqa: ANN001
+    from medleak.cli import main
+
+    ig = apply_overrides(RunConfig(), {"attack.name": "ig"})
+    assert "scale_factor" not in canonical_config(ig)["attack"]
+    assert "soft_labels" not in canonical_config(RunConfig())["attack"]
+    for flags in (["--soft-labels"], ["--scale-factor", "8"], ["--init", "uniform"]):
+        code = main(["attack", "--attack", "ig", *flags, "--check"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "attack 'ig' has no option" in err
+    code = main(["attack", "--attack", "dlg", "--preset", "rog-core", "--check"])
+    assert code == 2 and "is for attack 'rog'" in capsys.readouterr().err
 
 
 def test_issue_22_options_keep_old_ids_and_gallery_source_is_a_sweep_key() -> None:

@@ -21,12 +21,31 @@ def test_grid_is_a_product_and_list_a_union() -> None:
         "list": [{"defenses": ["sign"], "attack.iterations": 7}],
     }
     sweep = expand(spec)
-    assert len(sweep.attacks) == 7 and not sweep.trainings
+    # the grid has its no-defense runs; the list's sign run gets its baseline added
+    assert len(sweep.attacks) == 8 and not sweep.trainings and sweep.added_baselines == 1
     seeds = sorted(j.config["seed"] for j in sweep.attacks[:6])
     assert seeds == [0, 0, 0, 1, 1, 1]
-    last = sweep.attacks[-1].config
-    assert last["defenses"] == ["sign"] and last["attack"]["iterations"] == 7
-    assert len({j.run_id for j in sweep.attacks}) == 7
+    picked, baseline = sweep.attacks[6].config, sweep.attacks[7].config
+    assert picked["defenses"] == ["sign"] and picked["attack"]["iterations"] == 7
+    assert baseline == {**picked, "defenses": []}
+    assert len({j.run_id for j in sweep.attacks}) == 8
+
+
+def test_a_grid_without_no_defense_gets_one_baseline_per_defended_point() -> None:
+    spec = {
+        "base": BASE,
+        "grid": {"defenses": [["topk:ratio=0.1"], ["sign"]], "seed": [0, 1]},
+        "train": {"clients": 2, "rounds": 1},
+    }
+    sweep = expand(spec)
+    baselines = [j for j in sweep.attacks if j.config["defenses"] == []]
+    # one per (seed): both defenses share it; its training is added too (the no-defense utility)
+    assert sweep.added_baselines == 2 and sorted(j.config["seed"] for j in baselines) == [0, 1]
+    assert len(sweep.attacks) == 6 and len(sweep.trainings) == 6
+    defended = next(j for j in sweep.attacks if j.config["defenses"] == ["sign"])
+    twin = next(j for j in baselines if j.config["seed"] == defended.config["seed"])
+    assert {**defended.config, "defenses": []} == twin.config
+    assert expand({"base": BASE, "grid": {"defenses": [[], ["sign"]]}}).added_baselines == 0
 
 
 def test_the_issue_example_links_each_attack_to_its_training() -> None:
@@ -109,3 +128,26 @@ def test_shipped_frontier_specs_validate() -> None:
     assert {j.config["data"]["offset"] for j in sweep.attacks} == {0, 2, 4}
     kaggle = load_spec(root / "frontier-kaggle.yaml", {"data.source": "/data/chest_xray"})
     assert kaggle.attacks[0].config["data"]["source"] == "/data/chest_xray"
+
+
+def test_the_shipped_phantom_frontier_holds_out_enough_for_a_tight_accuracy_interval() -> None:
+    """The accuracy's 95% Wilson half-width is <= 0.05 even at 0.5 (phantoms alternate class,
+    and the stratified split holds out round(eval_split * members) of each class)."""
+    from pathlib import Path
+
+    from medleak.experiments.sweep_spec import load_spec
+    from medleak.fl.utility import wilson_interval
+    from medleak.metrics.reidentification import chance_p_value
+
+    sweep = load_spec(Path(__file__).resolve().parents[2] / "examples" / "frontier.yaml")
+    training = sweep.trainings[0]
+    count = training.config["data"]["phantom_count"]
+    per_class = (count // 2, count - count // 2)
+    held = sum(round(training.train["eval_split"] * n) for n in per_class)
+    low, high = wilson_interval(held // 2, held)
+    assert (high - low) / 2 <= 0.05 and count - held >= 4 * training.train["local_batch_size"]
+    # and re-identifying one of the two victims would be significant: safety is reachable
+    attack = sweep.attacks[0].config
+    victims = attack["data"]["batch_size"]
+    gallery = victims + attack["metrics"]["gallery_size"]  # the distractors beside the victims
+    assert chance_p_value(max(1, victims // 2), victims, gallery) < 0.05

@@ -93,6 +93,10 @@ def test_training_rises_above_chance_and_defenses_apply() -> None:
     result = train_federated(model, split, build_chain([]), config, seed=0)
     assert result.curves["accuracy"][-1] >= 0.9 > result.metrics["chance"]
     assert result.metrics["auc"] > 0.9
+    m = result.metrics  # 48 held-out images: the intervals, and learned above both rates
+    assert m["accuracy_ci_low"] <= m["accuracy"] <= m["accuracy_ci_high"]
+    assert m["auc_ci_low"] <= m["auc"] <= m["auc_ci_high"]
+    assert m["chance_rate"] == 0.5 and m["majority_rate"] == 0.5 and m["learned"] is True
     topk = train_federated(
         build_model("lenet", 1, 16, seed=0), split, build_chain(["topk:ratio=0.1"]), config, 0
     )

@@ -209,7 +209,7 @@ def test_bits_sent_are_measured_from_the_message(tmp_path):
         bits, size = measured[record["client"]]
         assert (record["payload_bits"], record["message_bytes"]) == (bits, size)
         assert record["payload_bits"] < record["raw_bits"] / 4
-        assert record["compression_ratio"] == record["raw_bits"] / bits
+        assert record["bits_ratio"] == bits / record["raw_bits"]
 
 
 def test_shuffled_minibatches_are_outside_the_threat_model(tmp_path):

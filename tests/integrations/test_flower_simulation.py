@@ -69,7 +69,7 @@ def test_audited_federation(hospitals, tmp_path):
         (2, "attacked"),
         (2, "attacked"),
     ]
-    assert all(r["encoding"] == "topk" and r["threat_model_match"] for r in records)
+    assert all(r["encoding"] == "sparse" and r["threat_model_match"] for r in records)
     assert all(r["payload_bits"] < r["raw_bits"] / 4 for r in records)
     assert all(r["scores"]["num_images"] == 2 for r in records)
     # the server's own pool of other patients' images: a gallery that can decide, and the floor

@@ -80,3 +80,18 @@ def test_pack_roundtrip():
     packed = wire.pack_uint(values, 10)
     assert packed.nbytes == (37 * 10 + 7) // 8
     assert (wire.unpack_uint(packed, 10, 37) == values).all()
+
+
+def test_the_wire_format_is_what_the_defense_declares(update, monkeypatch):
+    """A new compressing defense declares its format and is encoded in it, never by its name."""
+    import dataclasses
+
+    from medleak.defenses import DEFENSES
+    from medleak.defenses.topk import TOPK
+
+    monkeypatch.setitem(DEFENSES, "mysparse", dataclasses.replace(TOPK, name="mysparse"))
+    chain = build_chain(["mysparse:ratio=0.1"])
+    assert wire.encoding_of(chain) == "sparse"
+    arrays, out = wire.encode(chain, update, seed=1)
+    assert wire.payload_bits(arrays) < 32 * sum(t.numel() for t in update.tensors.values()) / 4
+    assert wire.encoding_of(build_chain(["gaussian:sigma=0.01"])) == "dense"

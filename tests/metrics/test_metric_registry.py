@@ -95,3 +95,35 @@ def test_every_registered_metric_declares_a_known_direction_and_needs() -> None:
         assert out[name] is not None or out.get(f"{name}_reason"), name
         for key in metric.column_keys:
             assert all(key in row for row in out["per_image"]), (name, key)
+
+
+def test_a_summary_metric_reaches_the_console_results_and_group_by(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One ``summary`` cell in the registry, and every list of runs shows the new number."""
+    import csv
+    import dataclasses
+    import io
+
+    import yaml
+
+    from medleak.cli import main
+
+    monkeypatch.setitem(METRICS, "mae", dataclasses.replace(MAE, summary=(Cell("mae", "MAE", 4),)))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    assert main(["attack", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert "MAE: 0." in capsys.readouterr().out
+    from medleak.experiments.sqlite_store import SweepStore
+    from medleak.experiments.sweep_spec import expand
+
+    store = str(tmp_path / "s.db")  # what a sweep stores (its workers are other processes)
+    with SweepStore(store) as db:
+        for job in expand({"base": TINY, "grid": {"seed": [0, 1]}}).jobs:
+            db.mark_running(job.run_id, job.kind, job.label, job.config, None)
+            db.finish(job.run_id, {"mae": 0.1 + job.config["seed"], "ssim": 0.5}, None, {}, 1, {})
+    assert main(["results", store]) == 0
+    assert "mae" in capsys.readouterr().out.splitlines()[0]
+    assert main(["results", store, "--group-by", "seed", "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 2 and all(float(r["mae"]) > 0 for r in rows)

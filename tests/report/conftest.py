@@ -74,7 +74,7 @@ def make_run_dir(
         "defenses": defenses or [],
         "bits_sent": 1.5e6 if defenses else 4.8e7,
         "bits_raw": 4.8e7,
-        "compression_ratio": 32.0 if defenses else 1.0,
+        "bits_ratio": 1 / 32 if defenses else 1.0,
         "epsilon": epsilon,
         "delta": 1e-5 if epsilon else None,
         "config": config,

@@ -31,7 +31,7 @@ def test_audits_are_runs_of_kind_audit_and_read_back(tmp_path: Path) -> None:
     assert [r.kind for r in runs] == ["audit"] * 4 and len({r.run_id for r in runs}) == 4
     assert runs[0].config["defenses"] == ["topk:ratio=0.5,scope=tensor"]
     assert runs[0].metrics["ssim"] == runs[0].metrics["scores"]["ssim"]  # flat, for results
-    assert runs[0].metrics["compression_ratio"] == pytest.approx(6.9 / 3.9)
+    assert runs[0].metrics["bits_ratio"] == pytest.approx(3.9 / 6.9)
     records = load_audits(store)
     assert [(r["round"], r["client"], r["status"]) for r, _ in records] == [
         (1, "11", "attacked"),
@@ -86,7 +86,7 @@ def test_audit_only_store_has_no_frontier_and_refuses_to_overwrite(tmp_path: Pat
     store = make_audit_store(tmp_path / "s.db")
     out = write_audit_report(store, tmp_path / "r.html")
     html = out.read_text()
-    assert "Frontier" not in html and "Round 2, client 12" in html
+    assert "Frontier" not in html and "Round 2, client 2 (node id 12)" in html
     assert out.stat().st_mode & 0o777 == 0o600
     with pytest.raises(Exception, match="already exists"):
         write_audit_report(store, out)
@@ -118,3 +118,15 @@ def test_federation_verdict_never_calls_the_unseen_safe() -> None:
     assert outcome == NO_MEASURABLE_LEAKAGE
     outcome, sentence = federation_verdict([_r("client-error"), _r("client-error")])
     assert outcome == NO_MEASURABLE_LEAKAGE and "Nothing reached the server" in sentence
+
+
+def test_the_audit_table_shows_short_client_labels_with_the_node_id_on_hover(
+    tmp_path: Path,
+) -> None:
+    page = write_audit_report(make_audit_store(tmp_path / "s.db"), tmp_path / "a.html")
+    html = page.read_text()
+    assert '<td title="node id 11">client 1</td>' in html
+    assert '<td title="node id 12">client 2</td>' in html
+    assert "Round 2, client 2 (node id 12)" in html
+    header = html[html.index('<table class="audit') : html.index("</thead>")]
+    assert header.count("<th>") == 12  # sent and raw size share one column

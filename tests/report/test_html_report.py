@@ -67,7 +67,7 @@ def test_two_run_report_has_every_section_and_no_remote_resources(run_dir_factor
     assert "http://" not in text and "https://" not in text
     # facts of the defended run, and its summary line in words
     facts = " ".join(page.text_by_class["facts"])
-    assert "gaussian(sigma=0.1)" in facts and "epsilon = 8" in facts
+    assert "gaussian:sigma=0.1" in facts and "epsilon = 8" in facts
     summary = " ".join(page.text_by_class["summary"])
     # the fixture's data are phantoms: synthetic images are never called patients
     assert "images re-identified" in summary and "patients" not in summary

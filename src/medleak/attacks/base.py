@@ -12,7 +12,7 @@ from torch import nn
 from medleak.models import model_info
 
 if TYPE_CHECKING:
-    from medleak.attacks.options import AttackOptions
+    from medleak.attacks.options import CommonOptions
     from medleak.fl import Update
 
 LabelsSource = Literal["known", "inferred"]
@@ -71,7 +71,7 @@ class Attack(Protocol):
         self,
         update: Update,
         knowledge: ServerKnowledge,
-        options: AttackOptions,
+        options: CommonOptions,
         seed: int,
         progress: Progress | None = None,
     ) -> Reconstruction: ...

@@ -11,6 +11,8 @@ the known or iDLG/LLG+-inferred labels are used (iDLG showed that is more reliab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from medleak.attacks.aware_loss import aware_loss
@@ -22,18 +24,31 @@ from medleak.attacks.dummy import (
     seeded_uniform,
     trainable_params,
 )
-from medleak.attacks.options import AttackOptions
+from medleak.attacks.options import CommonOptions
 from medleak.attacks.restarts import Run
 from medleak.attacks.skeleton import match_gradients
 from medleak.fl import Update
+from medleak.flags import option
 
 HISTORY = 100
+
+
+@dataclass(frozen=True)
+class DlgOptions(CommonOptions):
+    """DLG's options: the shared ones plus soft labels.
+
+    soft_labels: with ``labels="inferred"``, optimise soft labels jointly (as DLG).
+    """
+
+    soft_labels: bool = option(
+        False, "--soft-labels", "DLG: optimise labels jointly", kind="switch"
+    )
 
 
 def _one_run(
     update: Update,
     knowledge: ServerKnowledge,
-    options: AttackOptions,
+    options: DlgOptions,
     labels: torch.Tensor,
     seed: int,
     progress: Progress | None,
@@ -84,7 +99,7 @@ def _one_run(
 def attack(
     update: Update,
     knowledge: ServerKnowledge,
-    options: AttackOptions,
+    options: DlgOptions,
     seed: int,
     progress: Progress | None = None,
 ) -> Reconstruction:

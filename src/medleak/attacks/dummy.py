@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from medleak.attacks.base import Progress, ServerKnowledge
-from medleak.attacks.options import AttackOptions
+from medleak.attacks.options import CommonOptions
 from medleak.errors import ConfigError, MedleakError
 from medleak.fl import FLSettings, Update, client_update_tensors, parameters_of
 from medleak.models import to_model_input
@@ -21,12 +21,12 @@ def seeded_uniform(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return torch.rand(shape, generator=generator)
 
 
-def reconstruction_channels(knowledge: ServerKnowledge, options: AttackOptions) -> int:
+def reconstruction_channels(knowledge: ServerKnowledge, options: CommonOptions) -> int:
     """One channel for gray-aware attacks; every model channel for the ROG reference behaviour."""
     return 1 if options.reconstruct_channels == "gray" else knowledge.channels
 
 
-def labels_for(knowledge: ServerKnowledge, options: AttackOptions) -> torch.Tensor:
+def labels_for(knowledge: ServerKnowledge, options: CommonOptions) -> torch.Tensor:
     """The labels the attacker uses; only the label oracle exists for now."""
     if knowledge.true_labels is None:
         raise MedleakError("labels 'known' needs the true labels, but the server was given none")

@@ -11,6 +11,8 @@ head, the exact head features (``attacks.head_features``; switched with ``analyt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from medleak.attacks import bn_statistics, head_features
@@ -25,7 +27,7 @@ from medleak.attacks.dummy import (
     trainable_params,
 )
 from medleak.attacks.gradient_matching import cosine
-from medleak.attacks.options import AttackOptions
+from medleak.attacks.options import ImageMatchingOptions
 from medleak.attacks.regularizers import regularization
 from medleak.attacks.restarts import Run
 from medleak.attacks.skeleton import match_gradients
@@ -37,10 +39,15 @@ DEFAULT_LR = 0.03
 DEFAULT_TV = 1e-4
 
 
+@dataclass(frozen=True)
+class IgOptions(ImageMatchingOptions):
+    """Inverting Gradients takes the shared image-matching options and nothing of its own."""
+
+
 def _one_run(
     update: Update,
     knowledge: ServerKnowledge,
-    options: AttackOptions,
+    options: IgOptions,
     labels: torch.Tensor,
     seed: int,
     progress: Progress | None,
@@ -86,7 +93,7 @@ def _one_run(
 def attack(
     update: Update,
     knowledge: ServerKnowledge,
-    options: AttackOptions,
+    options: IgOptions,
     seed: int,
     progress: Progress | None = None,
 ) -> Reconstruction:

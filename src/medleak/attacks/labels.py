@@ -24,7 +24,7 @@ from torch import nn
 from medleak.attacks.base import ServerKnowledge
 from medleak.attacks.dummy import labels_for
 from medleak.attacks.layers import layer_input, linear_layers
-from medleak.attacks.options import AttackOptions
+from medleak.attacks.options import CommonOptions
 from medleak.errors import MedleakError
 from medleak.fl import Update
 from medleak.models import model_info, to_model_input
@@ -109,7 +109,7 @@ def infer_labels(
 
 
 def resolve_labels(
-    update: Update, knowledge: ServerKnowledge, options: AttackOptions, seed: int
+    update: Update, knowledge: ServerKnowledge, options: CommonOptions, seed: int
 ) -> torch.Tensor:
     """The labels an attack starts from: the oracle's, or inferred from the update."""
     if options.labels == "known":

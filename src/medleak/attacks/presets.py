@@ -9,9 +9,9 @@ none of medleak's analytic stage. A preset overrides the options it names.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, TypeVar
 
-from medleak.attacks.options import AttackOptions
+from medleak.attacks.options import CommonOptions
 from medleak.errors import ConfigError
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -31,10 +31,23 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def apply_preset(name: str | None, options: AttackOptions) -> AttackOptions:
+#: The attack each preset configures.
+PRESET_ATTACK = {"rog-core": "rog"}
+
+OptionsT = TypeVar("OptionsT", bound=CommonOptions)
+
+
+def apply_preset(name: str | None, options: OptionsT) -> OptionsT:
     """``options`` with the preset's fields replaced (unchanged for None)."""
     if name is None or name == "":
         return options
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+    fields = {f.name for f in dataclasses.fields(options)}
+    missing = sorted(set(PRESETS[name]) - fields)
+    if missing:
+        raise ConfigError(
+            f"preset {name!r} is for attack {PRESET_ATTACK.get(name, '?')!r}: this attack has no "
+            f"{', '.join(missing)}"
+        )
     return dataclasses.replace(options, **PRESETS[name])

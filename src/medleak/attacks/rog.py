@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -42,12 +42,55 @@ from medleak.attacks.feature_inversion import DEFAULT_TV
 from medleak.attacks.labels import resolve_labels
 from medleak.attacks.latent_inversion import Inversion, LatentFit
 from medleak.attacks.layers import LinearLayer
-from medleak.attacks.options import AttackOptions
+from medleak.attacks.options import ImageMatchingOptions
 from medleak.attacks.restarts import Run
 from medleak.attacks.skeleton import finish, match_gradients
+from medleak.errors import ConfigError
 from medleak.fl import Update
+from medleak.flags import option
 
 DEFAULT_LR = 0.05
+
+
+@dataclass(frozen=True)
+class RogOptions(ImageMatchingOptions):
+    """ROG's options: the shared ones plus its latent.
+
+    scale_factor: ROG's latent is image_size / scale_factor pixels on a side (ROG: 4).
+    feature_iterations: L-BFGS iterations of the analytic stage's feature inversion; None uses
+        ``iterations``.
+    init: the latent's start: ``uniform`` in [0, 1] (the reference) or ``gray`` (0.5 with faint
+        seeded noise; medleak's default, steadier under heavy obfuscation).
+    """
+
+    scale_factor: int = option(4, "--scale-factor", "ROG latent downscale", high=64)
+    feature_iterations: int | None = option(
+        None,
+        "--feature-iterations",
+        "ROG analytic stage: feature-inversion steps",
+        default_text="--iterations",
+        high=10**8,
+    )
+    init: Literal["uniform", "gray"] = option(
+        "gray", "--init", "ROG's latent start: uniform in [0, 1] (the reference) or gray"
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scale_factor < 1:
+            raise ConfigError(f"scale factor must be >= 1, got {self.scale_factor}")
+        if self.init not in ("uniform", "gray"):
+            raise ConfigError(f"init must be uniform or gray, got {self.init!r}")
+        if self.feature_iterations is not None and self.feature_iterations < 1:
+            raise ConfigError(
+                f"feature iterations must be a positive integer, got {self.feature_iterations}"
+            )
+
+    def check_setting(self, image_size: int) -> None:
+        if image_size % self.scale_factor:
+            raise ConfigError(
+                f"image size {image_size} is not divisible by scale factor {self.scale_factor}"
+            )
 
 
 def upsample(latent: torch.Tensor, size: int) -> torch.Tensor:
@@ -67,7 +110,7 @@ def start_latent(shape: tuple[int, ...], seed: int, init: str) -> torch.Tensor:
 def optimise_latent(
     update: Update,
     knowledge: ServerKnowledge,
-    options: AttackOptions,
+    options: RogOptions,
     labels: torch.Tensor,
     seed: int,
     progress: Progress | None,
@@ -149,10 +192,127 @@ def latent_stage(knowledge: ServerKnowledge, update: Update, seed: int) -> Laten
     )
 
 
+@dataclass(frozen=True)
+class StageInput:
+    """What every stage reads: the update, the server's knowledge, the options and the labels."""
+
+    update: Update
+    knowledge: ServerKnowledge
+    options: RogOptions
+    seed: int
+    progress: Progress | None
+    labels: torch.Tensor
+
+    @property
+    def steps(self) -> int:
+        return self.options.feature_iterations or self.options.iterations
+
+
+@dataclass(frozen=True)
+class StageResult:
+    images: torch.Tensor
+    initial: torch.Tensor
+    trace: list[float]
+    labels: torch.Tensor
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AnalyticStage:
+    """A closed-form stage of ROG, tried in ``ANALYTIC_STAGES`` order before the optimisation:
+    ``prepare`` reads what it needs off the update (None when the stage does not apply: the
+    model has no such layer, or the update's declaration rules it out), ``run`` inverts it."""
+
+    name: str
+    prepare: Callable[[StageInput], Any | None]
+    run: Callable[[StageInput, Any], StageResult]
+
+
+def _prepare_disaggregation(given: StageInput) -> Any | None:
+    return analytic.disaggregate_update(given.knowledge, given.update, given.seed)
+
+
+def _run_disaggregation(given: StageInput, found: Any) -> StageResult:
+    layer, parts = found
+    tv = DEFAULT_TV if given.options.tv is None else given.options.tv
+    images, initial, trace, evaluations = analytic.reconstruct(
+        given.knowledge, layer, parts, given.steps, tv, given.seed, given.progress
+    )
+    labels = given.labels
+    if given.options.labels == "inferred" and parts.labels is not None:
+        labels = parts.labels
+    info = {
+        "stage": "analytic",
+        "layer": layer.weight_name,
+        "rank_energy": parts.rank_energy,
+        "feature_iterations": given.steps,
+        "feature_evaluations": evaluations,
+        "gradient_evaluations": 0,
+        "budget": 0,
+    }
+    return StageResult(images, initial, trace, labels, info)
+
+
+def _prepare_head(given: StageInput) -> Any | None:
+    return head_features.exact_head_features(given.knowledge, given.update)
+
+
+def _run_head(given: StageInput, head: Any) -> StageResult:
+    options = given.options
+    images, initial, trace, evaluations = head_features.reconstruct(
+        given.knowledge,
+        given.update,
+        head,
+        given.labels,
+        given.steps,
+        DEFAULT_TV if options.tv is None else options.tv,
+        head_features.GRADIENT_WEIGHT,
+        bn_statistics.term_for(given.knowledge, given.update, options.bn_statistics),
+        given.seed,
+        given.progress,
+    )
+    info = {
+        "stage": "head-features",
+        "layer": head.layer.weight_name,
+        "gradient_evaluations": evaluations,
+        "budget": evaluations,
+    }
+    return StageResult(images, initial, trace, given.labels, info)
+
+
+def _prepare_latent(given: StageInput) -> LatentStage | None:
+    return latent_stage(given.knowledge, given.update, given.seed)
+
+
+def _run_latent(given: StageInput, latent: LatentStage) -> StageResult:
+    size = given.knowledge.image_size
+    tv = latent.default_tv if given.options.tv is None else given.options.tv
+    fit = LatentFit(given.steps, size // given.options.scale_factor, tv, given.seed)
+    images, initial, trace = latent.invert(fit, given.progress)
+    info = {
+        "stage": latent.name,
+        "layer": latent.layer.weight_name,
+        **latent.info,
+        "feature_iterations": given.steps,
+        "gradient_evaluations": 0,
+        "budget": 0,
+    }
+    return StageResult(images, initial, trace, given.labels, info)
+
+
+#: ROG's closed-form stages in the order they are tried (``--analytic``); the first that applies
+#: runs, otherwise the latent optimisation does.
+ANALYTIC_STAGES: tuple[AnalyticStage, ...] = (
+    AnalyticStage("analytic", _prepare_disaggregation, _run_disaggregation),
+    AnalyticStage("head-features", _prepare_head, _run_head),
+    AnalyticStage("latent", _prepare_latent, _run_latent),
+)
+
+
 def attack(
     update: Update,
     knowledge: ServerKnowledge,
-    options: AttackOptions,
+    options: RogOptions,
     seed: int,
     progress: Progress | None = None,
 ) -> Reconstruction:
@@ -170,80 +330,32 @@ def attack(
         "bn_statistics": bn_statistics.term_for(knowledge, update, options.bn_statistics)
         is not None,
     }
-
-    found = head = latent = None
-    if options.analytic:
-        found = analytic.disaggregate_update(knowledge, update, seed)
-        head = None if found is not None else head_features.exact_head_features(knowledge, update)
-        if found is None and head is None:
-            latent = latent_stage(knowledge, update, seed)
-    if latent is not None:
-        steps = options.feature_iterations or options.iterations
-        tv = latent.default_tv if options.tv is None else options.tv
-        fit = LatentFit(steps, size // options.scale_factor, tv, seed)
-        images, initial, trace = latent.invert(fit, progress)
-        info.update(
-            stage=latent.name,
-            layer=latent.layer.weight_name,
-            **latent.info,
-            feature_iterations=steps,
-            gradient_evaluations=0,
-            budget=0,
-            trace_restart=[0] * len(trace),
+    given = StageInput(update, knowledge, options, seed, progress, labels)
+    for stage in ANALYTIC_STAGES if options.analytic else ():
+        prepared = stage.prepare(given)
+        if prepared is None:
+            continue
+        result = stage.run(given, prepared)
+        info.update(result.info, trace_restart=[0] * len(result.trace))
+        if options.restarts > 1:  # said, not silently ignored
+            info["restarts_note"] = (
+                f"the {result.info['stage']} stage is deterministic: --restarts applies to "
+                "the optimisation only"
+            )
+        return finish(
+            update, options, result.images, result.labels, result.initial, result.trace, info
         )
-    elif head is not None:
-        images, initial, trace, evaluations = head_features.reconstruct(
-            knowledge,
-            update,
-            head,
-            labels,
-            options.feature_iterations or options.iterations,
-            DEFAULT_TV if options.tv is None else options.tv,
-            head_features.GRADIENT_WEIGHT,
-            bn_statistics.term_for(knowledge, update, options.bn_statistics),
-            seed,
-            progress,
-        )
-        info.update(
-            stage="head-features",
-            layer=head.layer.weight_name,
-            gradient_evaluations=evaluations,
-            budget=evaluations,
-            trace_restart=[0] * len(trace),
-        )
-    elif found is not None:
-        layer, parts = found
-        tv = DEFAULT_TV if options.tv is None else options.tv
-        steps = options.feature_iterations or options.iterations
-        images, initial, trace, evaluations = analytic.reconstruct(
-            knowledge, layer, parts, steps, tv, seed, progress
-        )
-        if options.labels == "inferred" and parts.labels is not None:
-            labels = parts.labels
-        info.update(
-            stage="analytic",
-            layer=layer.weight_name,
-            rank_energy=parts.rank_energy,
-            feature_iterations=steps,
-            feature_evaluations=evaluations,
-            gradient_evaluations=0,
-            budget=0,
-            trace_restart=[0] * len(trace),
-        )
-    else:
-        info.update(
-            stage="optimisation",
-            gradient_evaluations=options.iterations * options.restarts,
-            budget=options.iterations * options.restarts,
-        )
-        return match_gradients(
-            update,
-            knowledge,
-            options,
-            seed,
-            lambda used, s: optimise_latent(update, knowledge, options, used, s, progress),
-            info,
-            labels,
-        )
-
-    return finish(update, options, images, labels, initial, trace, info)
+    info.update(
+        stage="optimisation",
+        gradient_evaluations=options.iterations * options.restarts,
+        budget=options.iterations * options.restarts,
+    )
+    return match_gradients(
+        update,
+        knowledge,
+        options,
+        seed,
+        lambda used, s: optimise_latent(update, knowledge, options, used, s, progress),
+        info,
+        labels,
+    )

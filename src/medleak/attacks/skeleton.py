@@ -19,7 +19,7 @@ from medleak.attacks.aware_loss import loss_kind
 from medleak.attacks.base import Progress, Reconstruction, ServerKnowledge
 from medleak.attacks.dummy import check_update_fits
 from medleak.attacks.labels import resolve_labels
-from medleak.attacks.options import AttackOptions
+from medleak.attacks.options import CommonOptions
 from medleak.attacks.priors import apply_prior, choose_prior
 from medleak.attacks.restarts import Run, best_of
 from medleak.fl import Update
@@ -35,7 +35,7 @@ def obfuscated(update: Update) -> bool:
 
 def finish(
     update: Update,
-    options: AttackOptions,
+    options: CommonOptions,
     images: torch.Tensor,
     labels: torch.Tensor,
     initial: torch.Tensor,
@@ -58,7 +58,7 @@ def finish(
 def match_gradients(
     update: Update,
     knowledge: ServerKnowledge,
-    options: AttackOptions,
+    options: CommonOptions,
     seed: int,
     one_restart: OneRestart,
     info: dict[str, Any],

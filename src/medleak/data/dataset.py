@@ -17,6 +17,7 @@ import torch
 from medleak.data.batch import Batch
 from medleak.data.preprocess import prepare
 from medleak.errors import DataError
+from medleak.system_memory import available_bytes
 
 Reader = Callable[[Any], np.ndarray]
 
@@ -73,6 +74,7 @@ class Dataset:
     def load(self, indices: Sequence[int]) -> Batch:
         """Decode and preprocess the images at ``indices`` (in that order) into a Batch."""
         chosen = [self._check_index(i) for i in indices]
+        check_images_fit(len(chosen), self.image_size, self.name)
         images = np.zeros((len(chosen), 1, self.image_size, self.image_size), dtype=np.float32)
         for row, index in enumerate(chosen):
             entry = self.entries[index]
@@ -91,6 +93,24 @@ class Dataset:
         if not 0 <= index < len(self):
             raise DataError(f"image index {index} is out of range: {self.name} has {len(self)}")
         return int(index)
+
+
+#: Copies of a loaded image set alive at once: the float32 array, the model input (up to three
+#: channels) and the working copies of training or scoring.
+IMAGE_COPIES = 4
+
+
+def check_images_fit(count: int, size: int, name: str) -> None:
+    """Refuse, in one line and before allocating, a load that cannot fit in memory (a million
+    phantoms at 1024 px would otherwise be killed by the kernel after minutes, without a word)."""
+    need = IMAGE_COPIES * count * size * size * 4
+    have = available_bytes()
+    if have is not None and need > have:
+        raise DataError(
+            f"loading {count} images of {size} px from {name} needs about {need / 2**30:.1f} GiB "
+            f"of memory, {have / 2**30:.1f} GiB is available; use fewer images "
+            "(--phantom-count, --count) or a smaller --image-size"
+        )
 
 
 def select_batch(dataset: Dataset, batch_size: int, offset: int = 0) -> Batch:

@@ -15,6 +15,11 @@ RESIZES: tuple[str, ...] = ("crop", "squash")
 ORDERS: tuple[str, ...] = ("balanced", "sorted")
 
 
+#: Largest image side (pixels) medleak reads or generates; gradient inversion beyond it needs far
+#: more memory than a workstation has.
+MAX_SIDE = 1024
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Which images, at what size, in what order.
@@ -35,10 +40,12 @@ class DataSpec:
     split: str | None = option(
         None, "--split", "Kaggle/MedMNIST split: train, val or test", default_text="test"
     )
-    image_size: int = option(128, "--image-size", "side in pixels")
+    image_size: int = option(128, "--image-size", "side in pixels", low=8, high=MAX_SIDE)
     resize: Resize = option("crop", "--resize", "square by centre crop or stretch")
     order: Order = option("balanced", "--order", "interleave classes or not")
-    phantom_count: int = option(200, "--phantom-count", "phantom data set size")
+    phantom_count: int = option(
+        200, "--phantom-count", "phantom data set size", low=1, high=1_000_000
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():

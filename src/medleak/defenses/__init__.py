@@ -23,7 +23,7 @@ from medleak.defenses.powersgd import POWERSGD
 from medleak.defenses.qsgd import QSGD
 from medleak.defenses.randk import RANDK
 from medleak.defenses.sign import SIGN
-from medleak.defenses.spec import Defense, Param, format_spec
+from medleak.defenses.spec import Defense, Param, describe_chain, format_spec
 from medleak.defenses.topk import TOPK
 from medleak.defenses.uniform import UNIFORM
 from medleak.fl.update import Declaration
@@ -82,6 +82,7 @@ __all__ = [
     "declare_chain",
     "describe_defenses",
     "dp_epsilon",
+    "describe_chain",
     "format_spec",
     "parse_spec",
     "resolve_spec",

@@ -42,6 +42,7 @@ FP16 = Defense(
     bits=_bits16,
     bits_text="16 n",
     declares=lambda params: Declaration("quantized"),
+    wire="fp16",
 )
 
 BF16 = Defense(
@@ -52,4 +53,5 @@ BF16 = Defense(
     bits=_bits16,
     bits_text="16 n",
     declares=lambda params: Declaration("quantized"),
+    wire="bf16",
 )

@@ -93,4 +93,5 @@ POWERSGD = Defense(
     bits=_bits,
     bits_text="32 r (rows + cols) per matrix; vectors, and matrices too small to gain, 32 n",
     declares=lambda params: Declaration("low_rank"),
+    wire="low-rank",
 )

@@ -63,4 +63,5 @@ QSGD = Defense(
     bits=levels_bits,
     bits_text="n (1 + ceil(log2 s)) + 32 per tensor",
     declares=lambda params: Declaration("quantized", zero_mean=True),
+    wire="levels",
 )

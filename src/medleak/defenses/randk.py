@@ -49,4 +49,5 @@ RANDK = Defense(
     bits=_bits,
     bits_text="32 k + 32 per tensor (values and the seed)",
     declares=lambda params: Declaration("sparse", rescale=1.0 / float(params["ratio"])),
+    wire="sparse",
 )

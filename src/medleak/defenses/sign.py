@@ -44,4 +44,5 @@ SIGN = Defense(
     bits=_bits,
     bits_text="n per tensor (+ 32 if scaled)",
     declares=lambda params: Declaration("sign"),
+    wire="sign",
 )

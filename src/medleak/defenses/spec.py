@@ -10,11 +10,13 @@ module does not import the defenses it describes; ``medleak.defenses`` binds the
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -38,6 +40,11 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
+#: The sizes a number may have: tensors are float32, whose range is about 1e-38 to 3e38, and a
+#: parameter of 1e-320 or 1e20 levels only overflows, underflows or runs out of memory later.
+FLOAT_TINY = 1e-30
+FLOAT_HUGE = 1e30
+INT_LIMIT = 2**31 - 1
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -75,6 +82,13 @@ class Param:
         return str(self.default)
 
 
+#: The compact representations a defense's output can be sent in: dense float32, sparse (indices
+#: + values), sign (packed bits), levels (packed signs + levels + one scale per tensor), low-rank
+#: (the factors), or 16-bit floats.
+WireFormat = Literal["dense", "sparse", "sign", "levels", "low-rank", "fp16", "bf16"]
+WIRE_FORMATS: tuple[str, ...] = typing.get_args(WireFormat)
+
+
 @dataclass(frozen=True)
 class Defense:
     """A registry entry: the description a user, the CLI and an obfuscation-aware attack read.
@@ -88,6 +102,9 @@ class Defense:
     declares: what the server can still rely on after this defense, from its resolved params
         (the contract obfuscation-aware attacks read; required: a chain refuses a defense
         without it rather than let it be attacked as if the update were exact).
+    wire: the compact representation its output can travel in (``WIRE_FORMATS``): what a
+        transport such as the Flower integration encodes, so a new compressing defense declares
+        it here and is never silently sent dense.
     """
 
     name: str
@@ -98,6 +115,7 @@ class Defense:
     bits_text: str
     validate: Callable[[Mapping[str, Any]], None] | None = None
     declares: Declares | None = None
+    wire: WireFormat = "dense"
 
     @property
     def client_side(self) -> bool:
@@ -166,12 +184,14 @@ def _convert(defense: str, param: Param, value: Any) -> Any:
             return value.strip().lower() in _TRUE
         raise fail(defense, param.name, f"must be true or false, got {shown}")
     if param.kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            return int(value)
+            value = int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,30}\s*", value):
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > INT_LIMIT:
+                raise fail(defense, param.name, f"must be at most {INT_LIMIT} in size, got {shown}")
+            return value
         raise fail(defense, param.name, f"must be an integer, got {shown}")
     if param.kind is float:
         if isinstance(value, bool):
@@ -182,6 +202,13 @@ def _convert(defense: str, param: Param, value: Any) -> Any:
             raise fail(defense, param.name, f"must be a number, got {shown}") from None
         if not math.isfinite(number):
             raise fail(defense, param.name, f"must be a finite number, got {shown}")
+        if number != 0 and not FLOAT_TINY <= abs(number) <= FLOAT_HUGE:
+            raise fail(
+                defense,
+                param.name,
+                f"must be 0 or of size {FLOAT_TINY:g} to {FLOAT_HUGE:g} (updates are float32), "
+                f"got {shown}",
+            )
         return number
     text = str(value).strip().lower()
     if param.choices and text not in param.choices:
@@ -286,6 +313,24 @@ def format_spec(resolved: Mapping[str, Any]) -> str:
             continue
         items.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
     return resolved["name"] + (":" + ",".join(items) if items else "")
+
+
+def describe_chain(stages: Sequence[Any] | None) -> str:
+    """A defense chain as people read it everywhere medleak shows one (console, results, reports,
+    findings): each stage as its ``--defense`` text, in the order applied; ``none`` for none."""
+    if not stages:
+        return "none"
+    return " -> ".join(_stage_text(stage) for stage in stages)
+
+
+def _stage_text(stage: Any) -> str:
+    if isinstance(stage, str):
+        return stage.strip()
+    if isinstance(stage, Mapping) and isinstance(stage.get("name"), str):
+        params = stage.get("params") or {}
+        if isinstance(params, Mapping):
+            return format_spec({"name": stage["name"], "params": dict(params)})
+    return json.dumps(stage, sort_keys=True, default=str)
 
 
 def describe(registry: Mapping[str, Defense]) -> str:

@@ -100,4 +100,5 @@ TOPK = Defense(
     bits=_bits,
     bits_text="k (32 + ceil(log2 n)); n = all coordinates for scope=global",
     declares=lambda params: Declaration("sparse", bounded=True),
+    wire="sparse",
 )

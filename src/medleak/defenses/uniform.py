@@ -64,4 +64,5 @@ UNIFORM = Defense(
     bits=levels_bits,
     bits_text="n (1 + ceil(log2 s)) + 32 per tensor",
     declares=lambda params: Declaration("quantized"),
+    wire="levels",
 )

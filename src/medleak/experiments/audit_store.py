@@ -73,7 +73,7 @@ def save_audit(
             metrics[key] = scores[key]
     sent, raw = record.get("payload_bits"), record.get("raw_bits")
     if sent and raw:
-        metrics.update(bits_sent=sent, bits_raw=raw, compression_ratio=raw / sent)
+        metrics.update(bits_sent=sent, bits_raw=raw, bits_ratio=sent / raw)
     run_id = audit_id(record)
     client = record.get("client") or "all"
     label = f"audit round {record['round']} client {client}"

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 
-from medleak.attacks.options import AttackOptions
-from medleak.attacks.presets import PRESETS, apply_preset
+from medleak.attacks import ATTACKS, AttackOptions, attack_help
+from medleak.attacks.presets import PRESET_ATTACK, PRESETS, apply_preset
 from medleak.data.spec import DataSpec
 from medleak.errors import ConfigError
 from medleak.fl.update import FLSettings
-from medleak.flags import Flag, flag_of, neutral_of, option
+from medleak.flags import Bounds, Flag, bounds_of, flag_of, neutral_of, option
+from medleak.models import MODELS
+from medleak.yaml_input import read_yaml
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -37,8 +39,8 @@ T = TypeVar("T", bound="DataclassInstance")
 class DataConfig(DataSpec):
     """Which images (a ``DataSpec``) and which of them form the client's batch."""
 
-    batch_size: int = option(4, "--batch-size", "images in the client batch")
-    offset: int = option(0, "--offset", "first image of the batch")
+    batch_size: int = option(4, "--batch-size", "images in the client batch", low=1, high=100_000)
+    offset: int = option(0, "--offset", "first image of the batch", low=0, high=10**9)
 
     def spec(self) -> DataSpec:
         """The data set part, for ``data.open_dataset``."""
@@ -58,7 +60,7 @@ FLConfig = FLSettings
 class ModelConfig:
     """The victim model. ``round`` (sweep specs only) attacks that round of a training."""
 
-    name: str = option("lenet", "--model", "lenet, lenet-dlg, resnet18-rog or resnet18")
+    name: str = option("lenet", "--model", "the victim model", choices=tuple(MODELS))
     channels: Literal[1, 3] = option(3, "--channels", "model input channels")
     weights: str | None = option(
         None, "--weights", "trained weights (.safetensors or a torch state dict)"
@@ -69,6 +71,7 @@ class ModelConfig:
         "--num-classes",
         "classifier outputs",
         default_text="the data's classes, at least 2",
+        high=100_000,
     )
 
     def __post_init__(self) -> None:
@@ -90,24 +93,63 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class AttackConfig(AttackOptions):
-    """Which attack, and its options (an ``AttackOptions``), optionally through a preset."""
+class AttackConfig(AttackOptions):  # type: ignore[valid-type,misc]
+    """Which attack, and its options, optionally through a preset.
 
-    name: str = option("rog", "--attack", "rog (default), ig or dlg")
+    The section holds every attack's options (``attacks.AttackOptions``, the registry's union),
+    so one YAML key or flag per option; the chosen attack receives only its own, and an option it
+    does not have, set away from its default, is refused in one line.
+    """
+
+    name: str = option("rog", "--attack", attack_help(), choices=tuple(ATTACKS))
     preset: str | None = option(
         None, "--preset", "rog-core = the reference ROG core exactly", choices=tuple(PRESETS)
     )
 
-    def options(self) -> AttackOptions:
-        """What the attack receives: these options with the preset's fields applied."""
-        return apply_preset(self.preset, project(self, AttackOptions))
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        spec = ATTACKS.get(self.name)
+        if spec is None:
+            return  # an unknown name is refused with the choices where the attack is built
+        own = set(spec.option_names())
+        for f in dataclasses.fields(AttackOptions):
+            if f.name in own or getattr(self, f.name) == _default(f):
+                continue
+            declared = flag_of(f)
+            shown = f"{f.name} ({declared.name})" if declared else f.name
+            raise ConfigError(
+                f"attack {self.name!r} has no option {shown}; its options: {', '.join(sorted(own))}"
+            )
+        wanted = PRESET_ATTACK.get(self.preset or "")
+        if wanted is not None and wanted != self.name:
+            raise ConfigError(f"preset {self.preset!r} is for attack {wanted!r}, not {self.name!r}")
+
+    def options(self) -> Any:
+        """What the attack receives: its own options (``ATTACKS[name].options``) with the
+        preset's fields applied."""
+        spec = ATTACKS.get(self.name)
+        if spec is None:
+            raise ConfigError(
+                f"unknown attack {self.name!r}; choose from {', '.join(sorted(ATTACKS))}"
+            )
+        return apply_preset(self.preset, project(self, spec.options))
+
+    def own_keys(self) -> tuple[str, ...]:
+        """The keys of this section that determine the chosen attack's numbers."""
+        spec = ATTACKS.get(self.name)
+        names = (
+            spec.option_names()
+            if spec is not None
+            else tuple(f.name for f in dataclasses.fields(AttackOptions))
+        )
+        return ("name", "preset", *names)
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
     """How a run is scored: the re-identification gallery, the prior floor, the baseline."""
 
-    gallery_size: int = option(100, "--gallery-size", "re-identification distractors")
+    gallery_size: int = option(100, "--gallery-size", "re-identification distractors", high=10**6)
     gallery_source: str | None = option(
         None,
         "--gallery-source",
@@ -144,8 +186,12 @@ class MetricsConfig:
 class RunConfig:
     """Everything that determines a run's numbers (the output folder does not)."""
 
-    seed: int = option(0, "--seed", "seed for the model, data, defenses and attack")
-    threads: int | None = option(None, "--threads", "torch CPU threads", default_text="torch's")
+    seed: int = option(
+        0, "--seed", "seed for the model, data, defenses and attack", low=0, high=2**32 - 1
+    )
+    threads: int | None = option(
+        None, "--threads", "torch CPU threads", default_text="torch's", low=1, high=4096
+    )
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     fl: FLSettings = field(default_factory=FLSettings)
@@ -177,6 +223,7 @@ class ConfigFlag:
     flag: Flag
     hint: Any
     default: Any
+    bounds: Bounds | None = None
 
     @property
     def section(self) -> str:
@@ -204,7 +251,9 @@ def config_flags(cls: type = RunConfig, prefix: str = "") -> list[ConfigFlag]:
         if _is_section(hint):
             out.extend(config_flags(hint, f"{prefix}{f.name}."))
         elif (declared := flag_of(f)) is not None:
-            out.append(ConfigFlag(prefix + f.name, declared, hint, _default(f)))
+            kind = _number_kind(hint)
+            bounds = bounds_of(f, kind) if kind is not None else None
+            out.append(ConfigFlag(prefix + f.name, declared, hint, _default(f), bounds))
     return out
 
 
@@ -241,6 +290,25 @@ def scalar_options(hint: Any) -> tuple[Any, ...]:
     return (hint,)
 
 
+def _number_kind(hint: Any) -> type | None:
+    """int or float when the annotation holds that number type (a Literal's values excluded)."""
+    options = scalar_options(hint)
+    return float if float in options else int if int in options else None
+
+
+def _checked(field_: dataclasses.Field[Any], hint: Any, value: Any, key: str) -> Any:
+    """A value converted to the field's type and, for a number, inside the field's bounds."""
+    value = _coerce(value, hint, key)
+    kind = _number_kind(hint)
+    if kind is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        problem = bounds_of(field_, kind).problem(value)
+        if problem is not None:
+            flag = flag_of(field_)
+            name = f"{flag.name} ({key})" if flag is not None else key
+            raise ConfigError(f"{name} {problem}")
+    return value
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Convert a YAML/CLI value to the field's type, or say which key is wrong.
 
@@ -267,6 +335,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             if isinstance(value, int):
                 return value
             if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                if len(value.strip()) > 30:
+                    raise ConfigError(f"config key {key!r} is too large, got {value[:30]}...")
                 return int(value)
             if isinstance(value, float) and value.is_integer():
                 return int(value)
@@ -297,28 +367,29 @@ def build(cls: type[T], mapping: Any, prefix: str = "") -> T:
     """An instance of the config dataclass ``cls`` from a (partial) mapping: unset keys keep
     their defaults, sections recurse, values are coerced, and the domain objects validate."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    _check_mapping(mapping, prefix, names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _check_mapping(mapping, prefix, set(fields))
     values: dict[str, Any] = {}
     for key, value in mapping.items():
         hint = hints[key]
         if _is_section(hint):
             values[key] = build(hint, value or {}, f"{prefix}{key}.")
         else:
-            values[key] = _coerce(value, hint, prefix + key)
+            values[key] = _checked(fields[key], hint, value, prefix + key)
     return cls(**values)
 
 
 def _merge(target: Any, mapping: dict[str, Any], prefix: str) -> None:
     """Set keys of a mutable dataclass in place (``train:`` sections use it)."""
     hints = typing.get_type_hints(type(target))
-    _check_mapping(mapping, prefix, {f.name for f in dataclasses.fields(target)})
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    _check_mapping(mapping, prefix, set(fields))
     for key, value in mapping.items():
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value or {}, f"{prefix}{key}.")
         else:
-            setattr(target, key, _coerce(value, hints[key], prefix + key))
+            setattr(target, key, _checked(fields[key], hints[key], value, prefix + key))
 
 
 def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
@@ -349,15 +420,7 @@ def from_dict(mapping: dict[str, Any] | None) -> RunConfig:
 
 def load_config(path: str | Path) -> RunConfig:
     """Read a YAML config with a safe loader (a config file can never run code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        mapping = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}"
-        ) from None
+    mapping = read_yaml(path, "config file")
     if mapping is not None and not isinstance(mapping, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return from_dict(mapping)

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from medleak.errors import ConfigError
 from medleak.experiments.sqlite_store import SweepStore
 from medleak.experiments.sweep import LocalBackend, SweepSummary, plan_todo, run_sweep
 from medleak.experiments.sweep_spec import Sweep, expand
+from medleak.yaml_input import read_yaml
 
 #: ``--quick`` keeps the seeds below this (the issue asks for at least 3 seeds everywhere).
 QUICK_SEEDS = 3
@@ -77,10 +76,7 @@ def spec_files(folder: Path) -> dict[int, Path]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = read_yaml(path, "findings spec")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep spec must be a mapping")
     return raw

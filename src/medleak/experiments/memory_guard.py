@@ -15,13 +15,12 @@ estimate is within 2x of the measured peak on three settings).
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from medleak.errors import ConfigError
+from medleak.system_memory import available_bytes, current_rss_bytes
 
 #: parameter copies alive at the peak: weights, the client's update, the dummy's gradient and
 #: its derivative, the defense's output
@@ -77,45 +76,6 @@ def estimate_peak_bytes(
         + PARAMETER_COPIES * params
         + ACTIVATION_COPIES * activations * max(1, unrolled_steps)
     )
-
-
-def current_rss_bytes() -> int:
-    """Resident memory of this process now (Linux ``/proc``; 0 where unknown)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def available_bytes() -> int | None:
-    """What this process may grow to: its own resident memory plus the smaller headroom of the
-    system's available memory and its cgroup's limit."""
-    limits: list[int] = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                limits.append(int(line.split()[1]) * 1024 + current_rss_bytes())
-    except (OSError, ValueError):
-        pass
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = Path(path).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < 1 << 60:
-            used = _cgroup_usage()
-            limits.append(int(text) - used + current_rss_bytes())
-    return min(limits) if limits else None
-
-
-def _cgroup_usage() -> int:
-    for path in ("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory/memory.usage_in_bytes"):
-        try:
-            return int(Path(path).read_text().strip())
-        except (OSError, ValueError):
-            continue
-    return 0
 
 
 def check_fits(

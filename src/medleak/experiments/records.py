@@ -31,8 +31,9 @@ from medleak.defenses import resolve_spec
 from medleak.experiments.config import RunConfig, neutral_keys
 
 RECORD_SCHEMA = 1
-# 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config.
-RUN_ID_SCHEME = 2
+# 1: the first sweep store's ids (sha256 of the raw config dict); 2: the canonical config;
+# 3: the canonical config with only the chosen attack's options in its attack section.
+RUN_ID_SCHEME = 3
 # metrics.baseline adds the undefended attack's numbers beside a run's and never changes them.
 EXCLUDED = (("threads",), ("metrics", "lpips_weights"), ("metrics", "baseline"))
 # Config keys that did not exist when scheme 1 ids were made: (section, key, the value implied).
@@ -54,9 +55,15 @@ def _file_digest(path: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def canonical_config(config: RunConfig) -> dict[str, Any]:
-    """The configuration that determines a run's numbers, in one canonical form."""
+def canonical_config(config: RunConfig, scheme: int = RUN_ID_SCHEME) -> dict[str, Any]:
+    """The configuration that determines a run's numbers, in one canonical form.
+
+    From scheme 3 on, the attack section holds only the chosen attack's options (an option of
+    another attack cannot change this run's numbers)."""
     data = config.to_dict()
+    if scheme >= 3:
+        own = set(config.attack.own_keys())
+        data["attack"] = {k: v for k, v in data["attack"].items() if k in own}
     for path in EXCLUDED:
         node = data
         for key in path[:-1]:
@@ -87,14 +94,19 @@ def _training_identity(train: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in train.items() if k != "save_rounds"}
 
 
-def run_id(config: RunConfig, kind: str = "attack", train: dict[str, Any] | None = None) -> str:
+def run_id(
+    config: RunConfig,
+    kind: str = "attack",
+    train: dict[str, Any] | None = None,
+    scheme: int = RUN_ID_SCHEME,
+) -> str:
     """16 hex digits of SHA-256 over the canonical configuration (sorted-key JSON).
 
     ``kind="attack"``: the whole canonical config (plus the training, when the attacked weights
     come from one of its rounds). ``kind="train"``: what a federated training depends on (data
     without the batch choice, model without the round, defenses, seed, the training settings).
     """
-    canonical = canonical_config(config)
+    canonical = canonical_config(config, scheme)
     if kind == "train":
         if train is None:
             raise ValueError("a training's id needs its training settings")
@@ -110,6 +122,16 @@ def run_id(config: RunConfig, kind: str = "attack", train: dict[str, Any] | None
         if train is not None and config.model.round is not None:
             payload["train"] = _training_identity(train)
     return _digest({"kind": kind, **payload})
+
+
+def legacy_ids(
+    config: RunConfig, kind: str, train: dict[str, Any] | None = None
+) -> tuple[str, ...]:
+    """The ids older schemes gave this run, newest first (those that differ from today's): a
+    store written by an earlier version is found and re-keyed, never recomputed."""
+    current = run_id(config, kind, train)
+    older = (run_id(config, kind, train, scheme=2), legacy_sweep_id(config, kind, train))
+    return tuple(i for i in dict.fromkeys(older) if i != current)
 
 
 def legacy_sweep_id(config: RunConfig, kind: str, train: dict[str, Any] | None = None) -> str:

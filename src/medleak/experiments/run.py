@@ -118,11 +118,7 @@ def plan_run(config: RunConfig) -> Plan:
         )
     options = config.attack.options()
     check_prior(options.prior)
-    if config.attack.name == "rog" and config.data.image_size % options.scale_factor:
-        raise ConfigError(
-            f"image size {config.data.image_size} is not divisible by scale factor "
-            f"{options.scale_factor}"
-        )
+    options.check_setting(config.data.image_size)
     chain = build_chain(config.defenses)
     for flag, path in (
         ("--gallery-source", config.metrics.gallery_source),

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from medleak.errors import MedleakError
 
@@ -46,7 +49,17 @@ CREATE TABLE IF NOT EXISTS blobs (
   data BLOB NOT NULL,
   PRIMARY KEY (run_id, name)
 );
+CREATE TABLE IF NOT EXISTS leases (
+  run_id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  heartbeat REAL NOT NULL
+);
 """
+#: The tables a medleak store may hold, and the columns that make ``runs`` medleak's.
+OWN_TABLES = {"runs", "blobs", "leases"}
+RUN_COLUMNS = {"run_id", "kind", "status", "config", "metrics", "error"}
+#: A lease not renewed for this long belongs to a sweep that died; another sweep may take it.
+LEASE_SECONDS = 120.0
 
 STATUSES = ("running", "finished", "failed")
 
@@ -84,28 +97,67 @@ class StoredRun:
 
 
 class SweepStore:
-    """A handle on one store file; create with ``SweepStore(path)`` (made 0600 on creation)."""
+    """A handle on one store file; create with ``SweepStore(path)`` (made 0600 on creation).
+
+    ``create=False`` opens an existing store for reading only (``mode=ro``: a read never writes,
+    never changes the file's mode, and works on a store the user cannot write). A writer opens a
+    file only when its schema is medleak's (or the file is new/empty): another application's
+    SQLite file is a one-line error and is left untouched.
+    """
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
+        self.read_only = not create
+        if self.path.is_dir():
+            raise MedleakError(_folder_message(self.path))
         if not self.path.exists():
             if not create:
                 raise MedleakError(f"store not found: {self.path}")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
+        try:
+            if self.read_only:
+                uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._check_schema()
+        except sqlite3.Error as exc:
+            raise MedleakError(f"{self.path} is not a medleak store ({exc})") from None
+        if self.read_only:
+            return
         os.chmod(self.path, 0o600)
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise MedleakError(f"{self.path} is not a medleak store: {exc}") from None
+        except sqlite3.Error as exc:
+            raise MedleakError(f"cannot write the store {self.path}: {exc}") from None
         for suffix in ("-wal", "-shm"):
             side = Path(f"{self.path}{suffix}")
             if side.exists():
                 os.chmod(side, 0o600)
+
+    def _check_schema(self) -> None:
+        """Refuse a file whose tables are not medleak's, before anything is written to it."""
+        tables = {
+            name
+            for (name,) in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if not tables and not self.read_only:
+            return  # a new (or empty) file: the writer creates medleak's tables
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        foreign = sorted(tables - OWN_TABLES)
+        if not tables or foreign or not RUN_COLUMNS <= columns:
+            what = (
+                f"its tables ({', '.join(foreign or sorted(tables))}) are not medleak's"
+                if tables
+                else "it holds no runs table"
+            )
+            raise MedleakError(f"{self.path} is not a medleak store: {what}; it was left untouched")
 
     def close(self) -> None:
         self._db.close()
@@ -185,6 +237,45 @@ class SweepStore:
             "UPDATE runs SET status='failed', error=?, finished=?, seconds=? WHERE run_id = ?",
             (error, time.time(), seconds, run_id),
         )
+
+    def acquire(self, run_id: str, owner: str, ttl: float = LEASE_SECONDS) -> bool:
+        """Take the lease on a run (False when another live sweep holds it).
+
+        A lease is (owner, heartbeat). It is free when nobody holds it, when its heartbeat is
+        older than ``ttl`` (its sweep died without a word), or when its owner is a process on
+        this machine that no longer exists (killed: no need to wait out the ``ttl``).
+        """
+        now = time.time()
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT owner, heartbeat FROM leases WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is not None and row[0] != owner and now - row[1] < ttl and _alive(row[0]):
+                return False
+            self._db.execute(
+                "INSERT OR REPLACE INTO leases (run_id, owner, heartbeat) VALUES (?, ?, ?)",
+                (run_id, owner, now),
+            )
+        return True
+
+    def renew(self, owner: str) -> None:
+        """The heartbeat: every lease ``owner`` holds is fresh again."""
+        self._db.execute("UPDATE leases SET heartbeat = ? WHERE owner = ?", (time.time(), owner))
+
+    def release(self, owner: str, run_id: str | None = None) -> None:
+        """Give back one lease (or, with no ``run_id``, every lease ``owner`` holds)."""
+        if run_id is None:
+            self._db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+        else:
+            self._db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, owner))
+
+    def finished_since(self, run_id: str, since: float) -> bool:
+        """True when the run was finished (by any sweep) at or after ``since``."""
+        row = self._db.execute(
+            "SELECT 1 FROM runs WHERE run_id = ? AND status = 'finished' AND finished >= ?",
+            (run_id, since),
+        ).fetchone()
+        return row is not None
 
     def _transaction(self) -> Any:
         db = self._db
@@ -266,3 +357,33 @@ def is_store(path: str | Path) -> bool:
         return False
     with path.open("rb") as handle:
         return handle.read(16) == b"SQLite format 3\x00"
+
+
+def lease_owner() -> str:
+    """This process's name on a lease: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _alive(owner: str) -> bool:
+    """False only when ``owner`` is a process on this machine that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's sweep: only its heartbeat can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) is gone too
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def _folder_message(path: Path) -> str:
+    if (path / "metrics.json").is_file():
+        return f"{path} is a run folder, not a store; use 'medleak report {path}'"
+    return f"{path} is a folder, not a store (a SQLite file written by 'medleak sweep')"

@@ -81,7 +81,8 @@ def metrics_record(result: RunResult) -> dict[str, Any]:
         "defenses": list(update.defenses),
         "bits_sent": update.bits_sent,
         "bits_raw": update.bits_raw,
-        "compression_ratio": update.bits_raw / update.bits_sent if update.bits_sent else None,
+        # bandwidth, one name and one direction everywhere: bits sent / bits of the raw update
+        "bits_ratio": update.bits_sent / update.bits_raw if update.bits_raw else None,
         "epsilon": privacy.get("epsilon"),
         "delta": privacy.get("delta"),
         "privacy": update.privacy,

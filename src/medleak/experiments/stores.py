@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from medleak.errors import MedleakError
 from medleak.experiments.records import RunRecord
+from medleak.output_targets import claim_folder
 from medleak.private_files import make_private, private_dir, temp_path, write_private
 
 METRICS_FILE = "metrics.json"
@@ -32,26 +33,27 @@ RUN_FILES = (METRICS_FILE, TRACE_FILE, TENSORS_FILE, GRID_FILE, CONFIG_FILE, REP
 
 
 def holds_run(folder: Path) -> bool:
-    """A folder "holds a run" when it has a ``metrics.json``."""
-    return (folder / METRICS_FILE).is_file()
+    """A folder "holds a run" when its ``metrics.json`` is a record medleak wrote."""
+    try:
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and {"attack", "config"} <= metrics.keys()
 
 
 def prepare_run_folder(out: Path, *, force: bool) -> None:
-    """Refuse to write over an earlier run unless ``force``; with it, clear that run's files.
+    """Refuse to write over an earlier run unless ``force``, and over a user's files ever.
 
     Checked before the attack starts, so a refusal costs nothing; only medleak's own file names
-    are removed, never anything else a user keeps in the folder.
+    are removed (see ``medleak.output_targets``).
     """
-    if out.exists() and not out.is_dir():
-        raise MedleakError(f"--out {out} is a file, not a folder")
-    if holds_run(out):
-        if not force:
-            raise MedleakError(
-                f"{out} already holds a run (it has {METRICS_FILE}); choose another --out or "
-                "pass --force to replace it"
-            )
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
+    claim_folder(
+        out,
+        what="run",
+        is_own=holds_run,
+        own_files=lambda folder: [folder / name for name in RUN_FILES],
+        force=force,
+    )
 
 
 class Store(Protocol):

@@ -4,6 +4,10 @@ The driver alone writes the store. Trainings run before the attacks that target 
 rounds. A run that raises is recorded as failed with its reason; a worker that dies (killed for
 memory, say) breaks the process pool: the runs it held are retried one at a time, and the one
 that kills its worker again is recorded as failed. Then the sweep goes on.
+
+Two sweeps may share a store: a run being computed holds a lease in the store (owner and
+heartbeat, renewed while it runs). Another sweep leaves a leased run alone, skips it once it is
+finished, and takes it over only when the lease expires or its holder is gone.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -20,11 +25,15 @@ from typing import Any
 
 import medleak
 from medleak.errors import ConfigError
-from medleak.experiments.sqlite_store import SweepStore
+from medleak.experiments.sqlite_store import SweepStore, lease_owner
 from medleak.experiments.sweep_spec import Job, Sweep
 from medleak.experiments.sweep_worker import init_worker, run_job
 
 DIED = "worker process died (killed by a signal, e.g. for memory)"
+#: How often a running sweep renews its leases (well inside ``LEASE_SECONDS``), and how often it
+#: looks again at a run another sweep holds.
+HEARTBEAT_SECONDS = 20.0
+LEASE_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -35,6 +44,8 @@ class SweepSummary:
     failed: int = 0
     other_version: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: runs found under an id an older run-id scheme gave them, re-keyed in place (old -> new)
+    migrated: list[str] = field(default_factory=list)
 
 
 def _round_blob(job: Job) -> str:
@@ -49,12 +60,14 @@ def plan_todo(sweep: Sweep, store: SweepStore, rerun: bool, summary: SweepSummar
         if job.train_id is not None and job.config["model"].get("round") is not None:
             wanted_rounds.setdefault(job.train_id, set()).add(_round_blob(job))
     for job in sweep.jobs:
-        # A store written before the one run-id function keyed this run differently.
-        moved = job.legacy_id is not None and store.rekey(job.legacy_id, job.run_id)
+        # A store written by an earlier version keyed this run differently: re-key it once.
+        moved = next((old for old in job.legacy_ids if store.rekey(old, job.run_id)), None)
+        if moved:
+            summary.migrated.append(f"{moved} -> {job.run_id}")
         state = store.status(job.run_id)
         if state is not None and state[0] == "finished":
             if moved or state[1] != medleak.__version__:
-                why = f"older run id {job.legacy_id}, " if moved else ""
+                why = f"older run id {moved}, " if moved else ""
                 summary.other_version.append(f"{job.run_id} ({why}medleak {state[1]})")
                 if rerun:
                     todo.append(job)
@@ -157,6 +170,9 @@ def run_sweep(
     """Run what is not finished; returns counts (see :class:`SweepSummary`)."""
     summary = SweepSummary(total=len(sweep.jobs))
     todo = plan_todo(sweep, store, rerun, summary)
+    owner, began = lease_owner(), time.time()
+    deferred: dict[str, tuple[Job, float]] = {}  # leased by another sweep: job, when to look again
+    renewed = began
     pending_train = {j.run_id for j in todo if j.kind == "train"}
     queue = [j for j in todo if j.kind == "train"] + [j for j in todo if j.kind == "attack"]
     failed_train: dict[str, str] = {}
@@ -194,8 +210,29 @@ def run_sweep(
             data["state"] = blob
         return data
 
+    def take(job: Job) -> bool:
+        """Lease the run; a run another sweep holds waits, one it finished meanwhile is skipped."""
+        if store.finished_since(job.run_id, began):
+            summary.skipped += 1
+            if job.kind == "train":
+                pending_train.discard(job.run_id)
+            report("skipped", job)
+            return False
+        if not store.acquire(job.run_id, owner):
+            deferred[job.run_id] = (job, time.monotonic() + LEASE_POLL_SECONDS)
+            return False
+        if store.finished_since(job.run_id, began):  # finished just before the lease was free
+            store.release(owner, job.run_id)
+            return take(job)
+        return True
+
     try:
-        while queue or running:
+        while queue or running or deferred:
+            now = time.monotonic()
+            for run_id, (job, when) in list(deferred.items()):
+                if when <= now:
+                    del deferred[run_id]
+                    queue.insert(0, job)
             alone = any(j.run_id in suspects for j in running.values())
             while queue and len(running) < capacity and not alone:
                 pick = next((j for j in queue if ready(j)), None)
@@ -204,21 +241,31 @@ def run_sweep(
                 if pick.run_id in suspects and running:
                     break  # a suspect runs alone, so a second death names it
                 queue.remove(pick)
+                if not take(pick):
+                    continue
                 data = payload(pick)
                 if data is None:
+                    store.release(owner, pick.run_id)
                     continue
                 store.mark_running(pick.run_id, pick.kind, pick.label, pick.config, pick.train_id)
                 running[backend.submit(data)] = pick
                 report("started", pick)
                 alone = pick.run_id in suspects
             if not running:
-                if queue and not any(ready(j) for j in queue):
+                if deferred and (not queue or not any(ready(j) for j in queue)):
+                    # only runs another sweep holds are left (or wait for one): look again soon
+                    time.sleep(max(0.0, min(w for _, w in deferred.values()) - time.monotonic()))
+                elif queue and not any(ready(j) for j in queue):
                     raise RuntimeError("sweep scheduler stalled")  # unreachable by construction
                 continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            done, _ = wait(list(running), timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED)
+            if time.time() - renewed >= HEARTBEAT_SECONDS:
+                store.renew(owner)
+                renewed = time.time()
             broken: list[Job] = []
             for future in done:
                 job = running.pop(future)
+                store.release(owner, job.run_id)
                 try:
                     result = future.result()
                 except BrokenProcessPool:
@@ -256,5 +303,6 @@ def run_sweep(
         backend.close()
     except BaseException:
         backend.close(abort=True)
+        store.release(owner)  # interrupted: another sweep may take these runs at once
         raise
     return summary

@@ -9,15 +9,15 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from medleak.errors import ConfigError, MedleakError
 from medleak.experiments.config import RunConfig, _merge, from_dict
-from medleak.experiments.records import legacy_sweep_id, run_id
+from medleak.experiments.records import legacy_ids, legacy_sweep_id, run_id
+from medleak.yaml_input import loads_yaml, read_yaml
 
 TOP_KEYS = ("base", "grid", "list", "train")
 
@@ -27,7 +27,8 @@ class Job:
     """One run of a sweep. ``train`` is set for kind ``train`` and for attacks on a round.
 
     ``run_id`` comes from :func:`medleak.experiments.records.run_id` (the one id function);
-    ``legacy_id`` is the id a store of the first scheme gave the same run (to report it).
+    ``legacy_id`` is the id a store of the first scheme gave the same run (to report it);
+    ``legacy_ids`` every id an older scheme gave it, newest first (a store is re-keyed from them).
     """
 
     kind: str
@@ -37,12 +38,17 @@ class Job:
     train_id: str | None = None
     label: str = ""
     legacy_id: str | None = None
+    legacy_ids: tuple[str, ...] = ()
 
 
 @dataclass
 class Sweep:
+    """The expanded jobs; ``added_baselines`` counts the no-defense attack runs the expansion
+    added because the grid lacked them (each defended point is judged against its own)."""
+
     path: str
     jobs: list[Job] = field(default_factory=list)
+    added_baselines: int = 0
 
     @property
     def trainings(self) -> list[Job]:
@@ -61,8 +67,10 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
+            out[key.strip()] = loads_yaml(value, f"--set {key.strip()}") if value.strip() else ""
+        except ConfigError as exc:
+            if "duplicate key" in str(exc):
+                raise
             out[key.strip()] = value
     return out
 
@@ -96,8 +104,9 @@ def _train_config(values: dict[str, Any] | None, where: str) -> Any:
     return config
 
 
-def _check_run(config: RunConfig, where: str) -> None:
-    """Build what a run would build, cheaply: attack name, defenses, model, divisibility."""
+def check_run(config: RunConfig, where: str = "") -> None:
+    """Build what a run would build, cheaply: attack name, defenses, model, divisibility.
+    ``where`` (a run of a spec) prefixes the error."""
     from medleak.attacks import get_attack
     from medleak.defenses import build_chain
     from medleak.models import MODELS
@@ -109,23 +118,28 @@ def _check_run(config: RunConfig, where: str) -> None:
             raise ConfigError(
                 f"unknown model {config.model.name!r}; choose from {', '.join(sorted(MODELS))}"
             )
-        if config.attack.name == "rog" and config.data.image_size % config.attack.scale_factor:
-            raise ConfigError(
-                f"image size {config.data.image_size} is not divisible by scale factor "
-                f"{config.attack.scale_factor}"
-            )
+        config.attack.options().check_setting(config.data.image_size)
         if config.model.round is not None and config.model.round < 0:
             raise ConfigError(f"model.round must be >= 0, got {config.model.round}")
     except MedleakError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def _describe(assignment: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in assignment.items()) or "base"
 
 
-def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None) -> Sweep:
-    """Expand and validate a spec mapping into jobs (raises ConfigError with one line)."""
+def expand(
+    raw: Any,
+    path: str = "spec",
+    overrides: dict[str, Any] | None = None,
+    max_runs: int | None = None,
+) -> Sweep:
+    """Expand and validate a spec mapping into jobs (raises ConfigError with one line).
+
+    ``max_runs``: refuse, before expanding anything, a spec of more runs than this (a grid of
+    10^6 runs would otherwise sit silent for minutes building its list).
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep spec must be a mapping with base/grid/list/train")
     unknown = sorted(set(raw) - set(TOP_KEYS))
@@ -152,12 +166,25 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
     picks = raw.get("list") or []
     if not isinstance(picks, list) or not all(isinstance(p, dict) for p in picks):
         raise ConfigError(f"{path}: 'list' must be a list of mappings of dotted keys")
+    count = (math.prod(len(v) for v in grid.values()) if grid or not picks else 0) + len(picks)
+    if max_runs is not None and count > max_runs:
+        raise ConfigError(
+            f"{path}: the spec makes {count} runs, more than --max-runs {max_runs}; split it or "
+            "raise --max-runs"
+        )
     assignments: list[dict[str, Any]] = []
     if grid or not picks:
         keys = list(grid)
         for combo in itertools.product(*(grid[k] for k in keys)):
             assignments.append(dict(zip(keys, combo)))
     assignments.extend(copy.deepcopy(p) for p in picks)
+    wanted = len(assignments)
+    # Each defended point's baseline: the same run with no defense (same data, model, FL
+    # settings, attack, seed, batch). Appended after the spec's own runs; the ids dedupe the
+    # ones the grid already has, and those it lacks are counted as added. A spec whose base sets
+    # metrics.baseline: false (as --no-baseline does for one attack) asks for none.
+    if (base.get("metrics") or {}).get("baseline") is not False:
+        assignments.extend({**a, "defenses": []} for a in assignments[:wanted])
     sweep = Sweep(path)
     seen: set[str] = set()
     trainings: dict[str, Job] = {}
@@ -175,7 +202,7 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
             config = from_dict(run_part)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        _check_run(config, where)
+        check_run(config, where)
         config_dict = config.to_dict()
         train_dict = None
         train_id = None
@@ -190,6 +217,7 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
                     train_dict,
                     label=_describe({"defenses": config_dict["defenses"]}),
                     legacy_id=legacy_sweep_id(config, "train", train_dict),
+                    legacy_ids=legacy_ids(config, "train", train_dict),
                 )
             if config.model.round is not None:
                 if config.model.round > train_dict["rounds"]:
@@ -204,9 +232,19 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
         if job_id in seen:
             continue
         seen.add(job_id)
-        legacy = legacy_sweep_id(config, "attack", train_dict)
+        if number > wanted:
+            sweep.added_baselines += 1
         sweep.jobs.append(
-            Job("attack", job_id, config_dict, train_dict, train_id, _describe(assignment), legacy)
+            Job(
+                "attack",
+                job_id,
+                config_dict,
+                train_dict,
+                train_id,
+                _describe(assignment),
+                legacy_sweep_id(config, "attack", train_dict),
+                legacy_ids(config, "attack", train_dict),
+            )
         )
     for train_id, job in trainings.items():
         assert job.train is not None
@@ -217,13 +255,8 @@ def expand(raw: Any, path: str = "spec", overrides: dict[str, Any] | None = None
     return sweep
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
+def load_spec(
+    path: str | Path, overrides: dict[str, Any] | None = None, max_runs: int | None = None
+) -> Sweep:
     """Read a YAML spec with a safe loader and expand it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep spec not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return expand(raw, str(path), overrides)
+    return expand(read_yaml(path, "sweep spec"), str(path), overrides, max_runs)

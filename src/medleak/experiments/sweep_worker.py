@@ -103,12 +103,21 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
     chain = build_chain(config.defenses)
     split = load_split(config.data.federation_spec(), config.seed, train.eval_split)
     model = model_for(config, split.classes)
-    result = train_federated(model, split, chain, train, seed=config.seed)
+    result = train_federated(model, split, chain, train, seed=config.seed, progress=_diverged)
     blobs = {
         f"round-{r}.safetensors": ("application/safetensors", save_tensors(state))
         for r, state in result.states.items()
     }
     return {"metrics": result.metrics, "curves": result.curves, "blobs": blobs}
+
+
+def _diverged(round_: int, scores: dict[str, Any]) -> None:
+    """A training whose test loss is no longer finite fails (the evaluation reports it as None)."""
+    if scores.get("loss") is None:
+        raise RuntimeError(
+            f"the training diverged at round {round_} (its test loss is not finite); "
+            "lower train.local_lr or train.server_lr"
+        )
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +138,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         where = f" (at {os.path.basename(last[0].filename)}:{last[0].lineno})" if last else ""
         message = str(exc).splitlines()[0] if str(exc) else ""
         out = {"status": "failed", "error": f"{type(exc).__name__}: {message}{where}"}
+    if out["status"] == "failed" and not job["config"].get("metrics", {}).get("show_sources"):
+        from medleak.private_files import redact_sources
+
+        out["error"] = redact_sources(out["error"])  # a data file's name carries a patient number
     out["seconds"] = time.perf_counter() - start
     out["run_id"] = job["run_id"]
     out["provenance"] = provenance()

@@ -15,24 +15,39 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
 from torch import nn
 from torch.func import functional_call
 
 from medleak.data import DataSpec, open_dataset
 from medleak.data.batch import Batch
-from medleak.defenses import DefenseChain
 from medleak.errors import ConfigError
 from medleak.fl.accountant import PrivacyAccountant
 from medleak.fl.client import buffers_of, parameters_of
+from medleak.fl.estimators import GradientEstimator
 from medleak.fl.partition import PARTITIONS, partition
 from medleak.fl.update import FLSettings, Update
+from medleak.fl.utility import roc_auc, utility_metrics
 from medleak.models import to_model_input
+
+
+class ClientTransform(Protocol):
+    """What a training needs of the obfuscation its clients apply (``defenses.DefenseChain``
+    satisfies it): fl sits below defenses and never imports them, so the chain comes in through
+    this contract."""
+
+    resolved: list[dict[str, Any]]
+
+    @property
+    def dp_params(self) -> dict[str, Any] | None: ...
+
+    def estimator(self, generator: torch.Generator) -> GradientEstimator: ...
+
+    def post_process(self, update: Update, seed: int) -> Update: ...
 
 
 @dataclass
@@ -198,18 +213,7 @@ def _with_split(spec: DataSpec, split: str) -> DataSpec:
     return replace(spec, split=split)
 
 
-def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U with ties at half); None with one class only."""
-    y = labels.numpy().astype(bool)
-    positives, negatives = int(y.sum()), int((~y).sum())
-    if positives == 0 or negatives == 0:
-        return None
-    ranks = rankdata(scores.numpy())
-    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
-def evaluate_model(model: nn.Module, params: dict[str, torch.Tensor], test: Batch) -> dict:
-    """Held-out accuracy, ROC AUC (PNEUMONIA = positive) and mean cross-entropy."""
+def _logits(model: nn.Module, params: dict[str, torch.Tensor], test: Batch) -> torch.Tensor:
     buffers = buffers_of(model)
     was_training = model.training
     model.eval()
@@ -219,11 +223,30 @@ def evaluate_model(model: nn.Module, params: dict[str, torch.Tensor], test: Batc
             x = to_model_input(test.images[start : start + 128], model.in_channels)
             logits.append(functional_call(model, ({**params, **buffers},), (x,)))
     model.train(was_training)
-    out = torch.cat(logits)
+    return torch.cat(logits)
+
+
+def evaluate_model(model: nn.Module, params: dict[str, torch.Tensor], test: Batch) -> dict:
+    """Held-out accuracy, ROC AUC (PNEUMONIA = positive) and mean cross-entropy."""
+    out = _logits(model, params, test)
     loss = float(F.cross_entropy(out, test.labels))
-    accuracy = float((out.argmax(1) == test.labels).float().mean())
+    accuracy = int((out.argmax(1) == test.labels).sum()) / len(test)  # exact, as in the CI
     auc = roc_auc(torch.softmax(out, 1)[:, 1], test.labels)
     return {"accuracy": accuracy, "auc": auc, "loss": loss if math.isfinite(loss) else None}
+
+
+def final_utility(
+    model: nn.Module, params: dict[str, torch.Tensor], test: Batch, seed: int
+) -> dict[str, Any]:
+    """The final model's accuracy and AUC with 95% intervals, chance, majority rate, learned."""
+    out = _logits(model, params, test)
+    return utility_metrics(
+        out.argmax(1).numpy(),
+        test.labels.numpy(),
+        torch.softmax(out, 1)[:, 1].numpy(),
+        classes=int(out.shape[1]),
+        seed=seed,
+    )
 
 
 def _mix(*parts: int) -> int:
@@ -236,7 +259,7 @@ def _local_update(
     buffers: dict[str, torch.Tensor],
     data: Batch,
     config: TrainConfig,
-    chain: DefenseChain,
+    chain: ClientTransform,
     seed: int,
 ) -> tuple[Update, int]:
     """The client's minibatch-SGD pseudo-gradient after the chain; returns it and its steps."""
@@ -283,7 +306,7 @@ def dp_epsilon_of(history: Sequence[tuple[float, float, int]], delta: float) -> 
 def train_federated(
     model: nn.Module,
     split: Split,
-    chain: DefenseChain,
+    chain: ClientTransform,
     config: TrainConfig,
     seed: int,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
@@ -359,18 +382,17 @@ def train_federated(
                 epsilon = max(a.epsilon() for a in accountants)
         record(r, float(np.mean(bits)), epsilon)
     final = {k: curves[k][-1] for k in ("accuracy", "auc", "loss")}
+    utility = final_utility(model, params, split.test, seed)
     metrics = {
         **{f"test_{k}": v for k, v in final.items()},
-        "accuracy": final["accuracy"],
-        "auc": final["auc"],
+        **utility,
         "epsilon": epsilon,
         "delta": dp["delta"] if dp is not None else None,
         "bits_sent": curves["bits_sent"][-1],
         "bits_raw": bits_raw,
         "bits_ratio": (curves["bits_sent"][-1] or bits_raw) / bits_raw,
-        "chance": float(
-            max(split.test.labels.float().mean(), 1 - split.test.labels.float().mean())
-        ),
+        # the majority-class rate under its first name (older readers use it)
+        "chance": utility["majority_rate"],
         "train_images": len(split.train),
         "test_images": len(split.test),
         "client_sizes": [len(c) for c in clients],

@@ -26,8 +26,8 @@ class FLSettings:
     """
 
     algorithm: Algorithm = option("fedsgd", "--fl", "client algorithm")
-    local_steps: int = option(1, "--local-steps", "FedAvg local SGD steps tau")
-    local_lr: float = option(1e-4, "--local-lr", "FedAvg local learning rate")
+    local_steps: int = option(1, "--local-steps", "FedAvg local SGD steps tau", high=100_000)
+    local_lr: float = option(1e-4, "--local-lr", "FedAvg local learning rate", high=1e3)
     send_buffers: bool | None = option(
         None,
         "--send-buffers",

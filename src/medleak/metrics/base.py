@@ -120,7 +120,9 @@ class Metric:
     reason, when the run lacks one. compute: ``Inputs -> Value``. columns: the per-image keys it
     writes (default: its name; empty for a batch-level number). per_image / compare: what the
     report shows in the per-image and the comparison tables. chart: a bar panel per run in the
-    comparison (with fixed limits, or None to fit the values).
+    comparison (with fixed limits, or None to fit the values). summary: the batch-level numbers
+    shown beside every run wherever runs are listed: the console's summary, ``medleak results``
+    (its columns, ``--group-by`` means, ``--sort``) and the sweep report's table.
     """
 
     name: str
@@ -136,6 +138,7 @@ class Metric:
     chart_digits: int = 2
     limits: tuple[float, float] | None = None
     notes: str = ""
+    summary: tuple[Cell, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(NEEDS)

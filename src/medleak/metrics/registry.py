@@ -146,11 +146,12 @@ METRICS: dict[str, Metric] = {
     "psnr": Metric(
         "psnr", "PSNR (dB)", True, _psnr,
         per_image=(Cell("psnr", "PSNR (dB)", 1),), compare=(Cell("psnr", "PSNR (dB)", 1),),
-        chart=True, chart_digits=1,
+        chart=True, chart_digits=1, summary=(Cell("psnr", "PSNR (dB)", 2),),
     ),
     "ssim": Metric(
         "ssim", "SSIM", True, _ssim,
         compare=(Cell("ssim", "SSIM", 3),), chart=True, limits=(0.0, 1.0),
+        summary=(Cell("ssim", "SSIM", 3),),
     ),
     # The floor: what a uniform mid-gray image scores (batch means only).
     "blank_psnr": Metric("blank_psnr", "blank PSNR (dB)", True, _blank_psnr, columns=()),
@@ -163,9 +164,13 @@ METRICS: dict[str, Metric] = {
     "prior_ssim": Metric(
         "prior_ssim", "prior-image SSIM", True, _prior_ssim, needs=("prior",), per_image=()
     ),
-    "floor_psnr": Metric("floor_psnr", "floor PSNR (dB)", True, _floor_psnr, columns=()),
+    "floor_psnr": Metric(
+        "floor_psnr", "floor PSNR (dB)", True, _floor_psnr, columns=(),
+        summary=(Cell("floor_psnr", "floor PSNR (dB)", 2),),
+    ),
     "floor_ssim": Metric(
         "floor_ssim", "floor SSIM", True, _floor_ssim, columns=(),
+        summary=(Cell("floor_ssim", "floor SSIM", 3),),
         compare=(Cell("floor_ssim", "floor SSIM", 3),),
     ),
     "start_ssim": Metric(
@@ -189,6 +194,7 @@ METRICS: dict[str, Metric] = {
         chart=True,
         chart_title="re-identification rate\n(dashes: chance level)",
         limits=(0.0, 1.0),
+        summary=(Cell("reid_rate", "re-id rate", 2),),
     ),
     "rdlv": Metric(
         "rdlv", "RDLV", True, _rdlv,
@@ -201,4 +207,10 @@ METRICS: dict[str, Metric] = {
     ),
 }  # fmt: skip
 
-__all__ = ["BLANK_LEVEL", "METRICS", "NEEDS"]
+
+def summary_cells() -> tuple[Cell, ...]:
+    """Every registered metric's summary cells, in registry order (see ``Metric.summary``)."""
+    return tuple(cell for metric in METRICS.values() for cell in metric.summary)
+
+
+__all__ = ["BLANK_LEVEL", "METRICS", "NEEDS", "summary_cells"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,11 +22,22 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notice is not the user's concern
+            warnings.simplefilter("ignore")
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own text advises weights_only=False, i.e. running the file's code: never repeat it
+        raise ConfigError(
+            f"cannot read weights file {path}: it is not a plain state dict of tensors (it holds "
+            "other pickled objects, or is not a torch file); medleak never runs code from a file: "
+            "save the weights with safetensors or torch.save(model.state_dict())"
+        ) from None
     except Exception as exc:  # any decoding failure is the file's fault, not ours
         kind = "safetensors" if path.suffix == ".safetensors" else "torch state dict"
         # torch's own messages can be a bare "105" or "pop from empty list": say it in words first
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+        if "weights_only" in detail:  # torch's advice to load unsafely: never repeated
+            detail = "not a plain state dict of tensors"
         raise ConfigError(
             f"cannot read weights file {path}: the file is not a readable {kind} "
             f"({type(exc).__name__}: {detail})"

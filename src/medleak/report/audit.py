@@ -152,17 +152,35 @@ def _chain(record: dict[str, Any]) -> str:
     return " then ".join(d if isinstance(d, str) else str(d.get("name")) for d in chain) or "none"
 
 
-def _row(record: dict[str, Any]) -> list[str]:
+def client_labels(records: list[dict[str, Any]]) -> dict[str, str]:
+    """Short labels ("client 1", ...) in order of first appearance: Flower's node ids are
+    20-digit numbers that make the table wider than a screen (the id is kept on hover)."""
+    labels: dict[str, str] = {}
+    for record in records:
+        client = str(record.get("client") or "all")
+        if client not in labels:
+            labels[client] = "all" if client == "all" else f"client {len(labels) + 1}"
+    return labels
+
+
+def _size(record: dict[str, Any]) -> str:
+    sent, raw = record.get("payload_bits"), record.get("raw_bits")
+    if sent is None:
+        return "-"
+    return fmt_bits(sent) + (f" of {fmt_bits(raw)}" if raw is not None else "")
+
+
+def _row(record: dict[str, Any], labels: dict[str, str]) -> list[str | tuple[str, str]]:
     scores = record.get("scores") or {}
     guard = record.get("guard") or {}
     match = record.get("threat_model_match")
+    client = str(record.get("client") or "all")
     return [
         str(record.get("round")),
-        str(record.get("client") or "all"),
+        (labels.get(client, client), f"node id {client}"),
         str(record.get("status")),
         _chain(record),
-        fmt_bits(record.get("payload_bits")),
-        fmt_bits(record.get("raw_bits")),
+        _size(record),
         "" if match is None else ("yes" if match else "no"),
         ", ".join(f"{k} {v}" for k, v in (record.get("recovered_composition") or {}).items()),
         fmt(scores.get("psnr"), 1),
@@ -178,8 +196,7 @@ HEADERS = (
     "client",
     "status",
     "defense sent",
-    "size sent",
-    "raw size",
+    "size sent (of raw)",
     "threat model",
     "recovered labels",
     "PSNR (dB)",
@@ -213,9 +230,13 @@ def render_audit(records: Records, title: str = "") -> str:
         '<p class="hint">Every client update the server received, attacked as an '
         "honest-but-curious server could, round by round.</p>"
     )
-    parts.append(_table("audit", HEADERS, [_row(r) for r, _ in records]))
+    labels = client_labels([r for r, _ in records])
+    parts.append(_table("audit", HEADERS, [_row(r, labels) for r, _ in records]))
     for record, tensors in records:
-        head = f"Round {record.get('round')}, client {record.get('client') or 'all'}"
+        client = str(record.get("client") or "all")
+        head = f"Round {record.get('round')}, {labels[client]}"
+        if client != "all":
+            head += f" (node id {client})"
         parts.append(f'<div class="audit-update"><h3>{escape(head)}</h3>')
         for key in ("reason", "threat_model_reason", "verdict_reason"):
             if record.get(key):

@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from medleak.data.batch import CLASS_NAMES
+from medleak.defenses import describe_chain
 from medleak.errors import MedleakError
 from medleak.experiments.stores import (
     CONFIG_FILE,
@@ -32,6 +33,7 @@ from medleak.experiments.stores import (
 )
 from medleak.metrics.registry import METRICS
 from medleak.metrics.verdict import INCONCLUSIVE, LEAKS, NO_MEASURABLE_LEAKAGE, judge
+from medleak.output_targets import claim_file, starts_with
 from medleak.private_files import private_dir, write_private
 from medleak.report.grid import grid_png
 from medleak.report.plots import comparison_chart, side_by_side, trace_plot
@@ -249,18 +251,20 @@ def _is_numeric_cell(text: str) -> bool:
     return True
 
 
-def _table(cls: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _td(cell: str | tuple[str, str]) -> str:
+    """One cell: text, or (short text, the full text shown on hover)."""
+    text, full = cell if isinstance(cell, tuple) else (cell, None)
+    title = f' title="{escape(full)}"' if full else ""
+    num = ' class="num"' if _is_numeric_cell(text) else ""
+    return f"<td{num}{title}>{escape(text)}</td>"
+
+
+def _table(
+    cls: str, headers: Sequence[str], rows: Sequence[Sequence[str | tuple[str, str]]]
+) -> str:
     """A table with escaped cells; numbers are right-aligned so their digits line up."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{escape(c)}</td>' if _is_numeric_cell(c) else f"<td>{escape(c)}</td>"
-            for c in row
-        )
-        + "</tr>"
-        for row in rows
-    )
+    body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in rows)
     return (
         f'<table class="{cls} sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
     )
@@ -272,18 +276,9 @@ def _table(cls: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> s
 
 def _defense_text(m: dict[str, Any]) -> str:
     defenses = m.get("defenses")
-    if not isinstance(defenses, list) or not defenses:
-        return "none" if isinstance(defenses, list) else "n/a"
-    parts = []
-    for d in defenses:
-        if isinstance(d, dict):
-            params = d.get("params") or {}
-            shown = params.items() if isinstance(params, dict) else []
-            args = ", ".join(f"{k}={v}" for k, v in shown if v is not None)
-            parts.append(f"{d.get('name', '?')}({args})" if args else str(d.get("name", "?")))
-        else:
-            parts.append(str(d))
-    return " then ".join(parts)
+    if not isinstance(defenses, list):
+        return "n/a"
+    return describe_chain(defenses)
 
 
 def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
@@ -307,8 +302,12 @@ def _facts(m: dict[str, Any]) -> list[tuple[str, str]]:
         raw = m.get("bits_raw")
         if _is_num(raw) and raw:
             sent += f", {m['bits_sent'] / raw:.0%} of the {fmt_bits(raw)} uncompressed update"
-        if _is_num(m.get("compression_ratio")) and m["compression_ratio"] != 1:
-            sent += f" ({m['compression_ratio']:.1f}x smaller)"
+            if m["bits_sent"] and m["bits_sent"] != raw:
+                sent += f" ({raw / m['bits_sent']:.1f}x smaller)"
+        from medleak.report.plain import update_size_note
+
+        if (why := update_size_note(m)) is not None:
+            sent += f"; {why}"
         add("update size", sent)
     if _is_num(m.get("epsilon")):
         eps = f"epsilon = {m['epsilon']:.3g}"
@@ -745,13 +744,16 @@ against it</dd>
 
 def conclusion_section(views: Sequence[RunView]) -> str:
     """The answer first, in plain words, then what to try next."""
+    from medleak.report.plain import plain_sentence
+
     judged = [(v, judge(v.metrics)) for v in views]
     lines = []
     for view, verdict in judged:
+        # the plain sentence leads; the verdict's reason, with its numbers, is in the run section
         prefix = f"{view.name}: " if len(views) > 1 else ""
+        sentence = plain_sentence(view.metrics, is_synthetic(view.metrics))
         lines.append(
-            f'<p class="verdict {BADGES[verdict.outcome]}">{escape(prefix)}'
-            f"{escape(verdict.reason)}</p>"
+            f'<p class="verdict {BADGES[verdict.outcome]}">{escape(prefix)}{escape(sentence)}</p>'
         )
     if any(is_synthetic(v.metrics) for v in views):
         lines.append(
@@ -826,8 +828,12 @@ def report_path(out: Path | str, *, force: bool) -> Path:
     out = Path(out)
     if out.is_dir():
         out = out / "report.html"
-    if out.exists() and not force:
-        raise MedleakError(f"{out} already exists; choose another --out or pass --force")
+    claim_file(
+        out,
+        what="report",
+        is_own=lambda path: starts_with(path, b"<title>medleak report"),
+        force=force,
+    )
     return out
 
 

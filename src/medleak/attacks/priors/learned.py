@@ -21,6 +21,7 @@ the degradation list in its metadata.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from medleak.attacks.priors.classical import gaussian_blur
-from medleak.errors import ConfigError
+from medleak.errors import ConfigError, RunFailed
 from medleak.flags import option
 
 FORMAT = "medleak-prior-unet-v1"
@@ -59,6 +60,23 @@ class TrainConfig:
     seed: int = option(0, "--seed", "seed for data and training")
     batch: int = 8
     lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        """Refuse an absurd size or count before any image is made, naming the flag."""
+        ranges = {
+            "--image-size": (self.image_size, 16, 1024),
+            "--count": (self.count, 1, 1_000_000),
+            "--epochs": (self.epochs, 1, 100_000),
+            "--width": (self.width, 1, 1024),
+            "batch": (self.batch, 1, 1_000_000),
+        }
+        for name, (value, low, high) in ranges.items():
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be in {low}..{high}, got {value}")
+        if self.image_size % 4:
+            raise ConfigError(f"--image-size must be a multiple of 4, got {self.image_size}")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= 10):
+            raise ConfigError(f"lr must be in (0, 10], got {self.lr}")
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -141,36 +159,39 @@ def training_images(config: TrainConfig) -> torch.Tensor:
     return dataset.load(indices).images
 
 
-def train_prior(
-    images: torch.Tensor, config: TrainConfig, quiet: bool = True
-) -> tuple[TinyUNet, float]:
-    """Train the U-Net on ``images`` (N x 1 x H x W); returns it and the last epoch's mean loss."""
-    from tqdm import tqdm
+def prior_steps(count: int, config: TrainConfig) -> int:
+    """Optimiser steps of a training on ``count`` images (for a progress display)."""
+    return config.epochs * max(1, (count + config.batch - 1) // config.batch)
 
+
+def train_prior(
+    images: torch.Tensor,
+    config: TrainConfig,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[TinyUNet, float]:
+    """Train the U-Net on ``images`` (N x 1 x H x W); returns it and the last epoch's mean loss.
+
+    ``progress`` is called with the step's loss after every optimiser step."""
     generator = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         net = TinyUNet(config.width)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     steps_per_epoch = max(1, (len(images) + config.batch - 1) // config.batch)
-    bar = tqdm(total=config.epochs * steps_per_epoch, desc="train-prior", disable=quiet)
     last = float("nan")
-    try:
-        for _ in range(config.epochs):
-            order = torch.randperm(len(images), generator=generator)
-            total = 0.0
-            for start in range(0, len(images), config.batch):
-                clean = images[order[start : start + config.batch]]
-                loss = F.l1_loss(net(degrade(clean, generator)), clean)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            last = total / steps_per_epoch
-    finally:
-        bar.close()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(images), generator=generator)
+        total = 0.0
+        for start in range(0, len(images), config.batch):
+            clean = images[order[start : start + config.batch]]
+            loss = F.l1_loss(net(degrade(clean, generator)), clean)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            if progress is not None:
+                progress(loss.item())
+        last = total / steps_per_epoch
     return net.eval(), last
 
 
@@ -186,12 +207,30 @@ def save_prior(net: TinyUNet, config: TrainConfig, path: Path, loss: float) -> N
     save_file(tensors, str(path), metadata=metadata)
 
 
-def train_prior_file(config: TrainConfig, path: Path, quiet: bool = False) -> float:
-    """``medleak train-prior``: load the auxiliary images, train, write the file."""
+def train_prior_file(
+    config: TrainConfig, path: Path, progress: Callable[[int, float], None] | None = None
+) -> float:
+    """``medleak train-prior``: load the auxiliary images, train, write the file.
+
+    ``progress(total_steps, loss)`` is called after every step (total known once loaded)."""
     images = training_images(config)
-    net, loss = train_prior(images, config, quiet=quiet)
+    total = prior_steps(len(images), config)
+    net, loss = train_prior(
+        images, config, None if progress is None else (lambda loss: progress(total, loss))
+    )
+    if not math.isfinite(loss):  # a diverged prior is a failed run, never a file
+        raise RunFailed(f"the prior's training loss became {loss}; lower its learning rate")
     save_prior(net, config, path, loss)
     return loss
+
+
+def is_prior_file(path: Path) -> bool:
+    """True when ``path`` is a prior medleak wrote (what ``train-prior --force`` may replace)."""
+    try:
+        prior_metadata(path)
+    except ConfigError:
+        return False
+    return True
 
 
 def prior_metadata(path: str | Path) -> dict[str, str]:

@@ -27,8 +27,8 @@ from medleak.errors import MedleakError
 from medleak.fl.update import Update
 
 SEP = "::"
-SPARSE = ("topk", "randk")
-LEVELLED = ("uniform", "qsgd")
+SPARSE = ("sparse",)
+LEVELLED = ("levels",)
 
 
 def pack_uint(values: np.ndarray, width: int) -> np.ndarray:
@@ -53,20 +53,18 @@ def index_width(numel: int) -> int:
 
 
 def encoding_of(chain: DefenseChain) -> str:
-    """Which wire format the chain's output travels in (its last stage's, else dense)."""
+    """Which wire format the chain's output travels in: the one its last stage declares
+    (``Defense.wire``), dense without a stage."""
     if not len(chain):
         return "dense"
-    name = chain.resolved[-1]["name"]
-    if name in (*SPARSE, *LEVELLED, "sign", "powersgd", "fp16", "bf16"):
-        return name
-    return "dense"
+    return _registry()[chain.resolved[-1]["name"]].wire
 
 
 def _scale(tensor: torch.Tensor, name: str, params: Mapping[str, Any]) -> torch.Tensor:
     """The per-tensor scale the quantizer used (it is not recoverable from its output alone)."""
     if tensor.numel() == 0:
         return tensor.new_zeros(())
-    if name == "qsgd" and params.get("norm", "l2") == "l2":
+    if params.get("norm") == "l2":  # a quantizer scaled by the L2 norm (QSGD's default)
         return torch.linalg.vector_norm(tensor)
     return tensor.abs().max()
 
@@ -75,11 +73,11 @@ def encode(chain: DefenseChain, update: Update, seed: int) -> tuple[dict[str, np
     """(wire arrays, the update the chain produces) for ``update`` obfuscated with ``seed``."""
     out = chain.apply(update, seed)
     encoding = encoding_of(chain)
-    if encoding in (*LEVELLED, "powersgd"):
+    if encoding in (*LEVELLED, "low-rank"):
         prefix = DefenseChain(chain.resolved[:-1], _registry())
         before = prefix.apply(update, seed).tensors
     params = chain.resolved[-1]["params"] if len(chain) else {}
-    if encoding == "powersgd":
+    if encoding == "low-rank":
         generator = stage_generator(seed, len(chain) - 1)
     wire: dict[str, np.ndarray] = {}
     for name, y in out.tensors.items():
@@ -103,7 +101,7 @@ def encode(chain: DefenseChain, update: Update, seed: int) -> tuple[dict[str, np
             width = math.ceil(math.log2(params["levels"]))
             wire[name + SEP + "level"] = pack_uint(level.numpy().astype(np.int64), width)
             wire[name + SEP + "scale"] = scale.reshape(1).numpy().astype(np.float32)
-        elif encoding == "powersgd":
+        elif encoding == "low-rank":
             source = before[name]
             rank = effective_rank(source, params["rank"])
             if rank is None:
@@ -161,7 +159,7 @@ def decode(
             sign = torch.where(level == 0, torch.zeros_like(sign), sign)
             scale = torch.from_numpy(part("scale").copy()).reshape(())
             tensors[name] = (sign * level / steps * scale).reshape(shape)
-        elif encoding == "powersgd":
+        elif encoding == "low-rank":
             p = torch.from_numpy(part("P").copy())
             q = torch.from_numpy(part("Q").copy())
             tensors[name] = (p @ q.T).reshape(shape)

@@ -16,20 +16,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from medleak.errors import MedleakError
-from medleak.private_files import private_dir, write_private
-from medleak.report.findings.catalog import Finding
-from medleak.report.findings.collect import FindingRuns
-from medleak.report.findings.contrast import (
+from medleak.findings.catalog import Finding
+from medleak.findings.collect import FindingRuns
+from medleak.findings.contrast import (
     CONTRAST_HEADERS,
     Contrast,
     contrast,
     contrast_row,
     summary_sentence,
 )
-from medleak.report.findings.explain import explain
+from medleak.findings.explain import explain
+from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome
+from medleak.findings.stats import PHANTOM, SAMPLE, finished, get, summarise
+from medleak.private_files import private_dir, write_private
 from medleak.report.findings.figures import finding_figure
-from medleak.report.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE, Outcome
-from medleak.report.findings.stats import PHANTOM, SAMPLE, finished, get, summarise
 
 DOCUMENT = "FINDINGS.md"
 FIGURES = "findings"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medleak.report.findings.outcome import Panel
+from medleak.findings.outcome import Panel
 from medleak.report.plots import COLORS, _new_figure, figure_png
 
 

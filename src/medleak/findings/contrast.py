@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from medleak.defenses.spec import describe_chain
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.report.findings.attack_findings import attack_label
-from medleak.report.findings.stats import (
+from medleak.findings.attack_findings import attack_label
+from medleak.findings.stats import (
     PHANTOM,
     SAMPLE,
     Summary,
@@ -50,9 +51,8 @@ def setting_of(run: StoredRun) -> str:
         f"batch {get(run.config, 'data.batch_size')}",
         attack_label(run),
     ]
-    defenses = " + ".join(map(str, run.config.get("defenses", []) or []))
-    if defenses:
-        parts.append(defenses)
+    if run.config.get("defenses"):
+        parts.append(describe_chain(run.config["defenses"]))
     if get(run.config, "fl.algorithm") == "fedavg":
         parts.append(
             f"tau {get(run.config, 'fl.local_steps')}, lr {get(run.config, 'fl.local_lr'):g}"

@@ -88,30 +88,29 @@ def summarise_metric(
 
 
 def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Spearman's rank correlation (average ranks for ties); None when either side is constant."""
-    if len(xs) != len(ys) or len(xs) < 2:
+    """Spearman's rank correlation (SciPy; average ranks for ties); None when either side is
+    constant or there are fewer than two points."""
+    if len(xs) != len(ys) or len(xs) < 2 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return None
-    rx, ry = _ranks(xs), _ranks(ys)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sx = math.sqrt(sum((a - mx) ** 2 for a in rx))
-    sy = math.sqrt(sum((b - my) ** 2 for b in ry))
-    if sx == 0 or sy == 0:
-        return None
-    return sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True)) / (sx * sy)
+    from scipy.stats import spearmanr
+
+    rho = float(spearmanr(xs, ys).statistic)
+    return rho if math.isfinite(rho) else None
 
 
-def _ranks(values: Sequence[float]) -> list[float]:
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
+def is_analytic(run: StoredRun) -> bool:
+    """Whether ROG's analytic stage ran: ROG without a preset, the stage on, and a model that
+    declares a wide exposed linear layer (``models.MODELS``), the stage's precondition."""
+    from medleak.models import MODELS
+
+    spec = MODELS.get(str(get(run.config, "model.name")))
+    return (
+        get(run.config, "attack.name") == "rog"
+        and get(run.config, "attack.analytic") is not False
+        and not get(run.config, "attack.preset")
+        and spec is not None
+        and spec.exposed_linear is not None
+    )
 
 
 def falls(xs: Sequence[float], means: Sequence[float], margin: float) -> bool:

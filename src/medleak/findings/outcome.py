@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from medleak.report.findings.stats import Summary
+from medleak.findings.stats import Summary
 
 AGREES = "agrees"
 DISAGREES = "disagrees"

@@ -6,13 +6,12 @@ from the numbers, like the attack findings.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
+from medleak.defenses.spec import describe_chain
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.metrics.verdict import NO_MEASURABLE_LEAKAGE
-from medleak.report.findings.attack_findings import MARGIN, attack_label
-from medleak.report.findings.outcome import (
+from medleak.findings.attack_findings import MARGIN, attack_label
+from medleak.findings.outcome import (
     AGREES,
     DISAGREES,
     INCONCLUSIVE,
@@ -21,7 +20,7 @@ from medleak.report.findings.outcome import (
     Series,
     cell,
 )
-from medleak.report.findings.stats import (
+from medleak.findings.stats import (
     Summary,
     finished,
     get,
@@ -30,20 +29,30 @@ from medleak.report.findings.stats import (
     source_of,
     summarise,
 )
+from medleak.metrics.verdict import NO_MEASURABLE_LEAKAGE
 
 #: An accuracy change smaller than this (2 of 80 held-out phantoms is 0.025) is not a cost.
 ACCURACY_MARGIN = 0.025
 
 
 def _defense(config: dict) -> str:
-    parts = [d if isinstance(d, str) else str(d) for d in config.get("defenses", [])]
-    return " + ".join(parts) or "none"
+    return describe_chain(config.get("defenses", []))
 
 
 def noise_multiplier(defense: str) -> float:
-    """z of a ``dp:...`` spec (0 for no defense), for ordering the DP settings."""
-    match = re.search(r"dp:[^ ]*z=([0-9.eE+-]+)", defense)
-    return float(match.group(1)) if match else 0.0
+    """z of the ``dp`` stage of a chain (0 for none), read through the defense spec parser."""
+    from medleak.defenses import resolve_spec
+
+    for stage in defense.split(" -> "):
+        if not stage.startswith("dp"):
+            continue
+        try:
+            resolved = resolve_spec(stage)
+        except Exception:  # a spec this version no longer parses: ordered first
+            return 0.0
+        if resolved["name"] == "dp":
+            return float(resolved["params"]["z"])
+    return 0.0
 
 
 def _accuracy(trainings: Sequence[StoredRun]) -> Summary | None:

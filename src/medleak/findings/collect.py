@@ -48,7 +48,9 @@ def collect(store: SweepStore, sweeps: Iterable[tuple[int, str, str, Sweep]]) ->
             entry.expected += 1
             counts = entry.per_source.setdefault(source, [0, 0])
             counts[1] += 1
-            run = stored.get(job.run_id)
+            # a store an older medleak wrote (and no sweep re-keyed yet) holds it under an old id
+            found = (stored.get(i) for i in (job.run_id, *job.legacy_ids))
+            run = next((r for r in found if r is not None), None)
             if run is None:
                 continue
             counts[0] += run.status == "finished"

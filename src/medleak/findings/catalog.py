@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.report.findings import attack_findings, training_findings
-from medleak.report.findings.outcome import Outcome
+from medleak.findings import attack_findings, training_findings
+from medleak.findings.outcome import Outcome
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from medleak.defenses.spec import describe_chain
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.report.findings.outcome import (
+from medleak.findings.outcome import (
     AGREES,
     DISAGREES,
     INCONCLUSIVE,
@@ -19,12 +20,13 @@ from medleak.report.findings.outcome import (
     Series,
     cell,
 )
-from medleak.report.findings.stats import (
+from medleak.findings.stats import (
     Summary,
     falls,
     finished,
     get,
     group,
+    is_analytic,
     leak,
     source_of,
     spearman,
@@ -126,17 +128,11 @@ def _model(run: StoredRun) -> str:
     return str(run.config.get("model", {}).get("name"))
 
 
-def _is_analytic(run: StoredRun) -> bool:
-    """The analytic stage runs on ROG's LeNet (wide bias-free layer) whenever it is on."""
-    attack = run.config.get("attack", {})
-    return attack.get("name") == "rog" and attack.get("analytic", True) and _model(run) == "lenet"
-
-
 def finding_2(runs: Sequence[StoredRun]) -> list[Outcome]:
     """Leakage falls with the batch for every optimisation attack that leaks at its smallest."""
     out = []
     for source, members in by_source(runs).items():
-        lines = group(members, lambda r: (_model(r), attack_label(r), _is_analytic(r)))
+        lines = group(members, lambda r: (_model(r), attack_label(r), is_analytic(r)))
         panel = Panel(source, "batch size", "SSIM above the blank floor", xlog=True)
         batches = sorted({int(r.config["data"]["batch_size"]) for r in members})
         rows, falling, flat, optimisation = [], [], [], []
@@ -306,8 +302,7 @@ def finding_4(runs: Sequence[StoredRun]) -> list[Outcome]:
 
 
 def _defense(run: StoredRun) -> str:
-    parts = [d if isinstance(d, str) else str(d) for d in run.config.get("defenses", [])]
-    return " + ".join(parts) or "none"
+    return describe_chain(run.config.get("defenses", []))
 
 
 def finding_5(runs: Sequence[StoredRun]) -> list[Outcome]:

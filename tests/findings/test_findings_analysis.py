@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.report.findings import attack_findings as af
-from medleak.report.findings import training_findings as tf
-from medleak.report.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE
-from medleak.report.findings.stats import PHANTOM, SAMPLE, falls, spearman, summarise
+from medleak.findings import attack_findings as af
+from medleak.findings import training_findings as tf
+from medleak.findings.outcome import AGREES, DISAGREES, INCONCLUSIVE
+from medleak.findings.stats import PHANTOM, SAMPLE, falls, spearman, summarise
 
 _count = 0
 
@@ -223,7 +223,7 @@ def test_finding_8_non_iid_costs_more() -> None:
 
 
 def test_explanation_only_for_disagreements_and_with_numbers() -> None:
-    from medleak.report.findings.explain import explain
+    from medleak.findings.explain import explain
 
     agree_runs = _dlg([35, 31, 33])
     assert explain(1, only(af.finding_1(agree_runs)), agree_runs) == ""
@@ -233,7 +233,7 @@ def test_explanation_only_for_disagreements_and_with_numbers() -> None:
 
 
 def test_why_4_follows_the_numbers() -> None:
-    from medleak.report.findings.explain import explain
+    from medleak.findings.explain import explain
 
     def bn(switch: bool, value: float, seed: int) -> StoredRun:
         return run(
@@ -252,7 +252,7 @@ def test_why_4_follows_the_numbers() -> None:
 
 
 def test_contrast_matches_settings_across_sources() -> None:
-    from medleak.report.findings.contrast import contrast, contrast_row, summary_sentence
+    from medleak.findings.contrast import contrast, contrast_row, summary_sentence
 
     def pair(batch: int, phantom: float, xray: float, seeds: int = 3) -> list[StoredRun]:
         return [
@@ -276,7 +276,7 @@ def test_contrast_matches_settings_across_sources() -> None:
 
 
 def test_why_2_names_the_attack_that_collapses_at_batch_2() -> None:
-    from medleak.report.findings.explain import explain
+    from medleak.findings.explain import explain
 
     opt = {"name": "rog", "iterations": 50, "analytic": False}
     values = {1: 0.6, 2: 0.0, 4: 0.08, 8: 0.1, 16: 0.07}  # rank corr. -0.3: not "falling"
@@ -292,7 +292,7 @@ def test_why_2_names_the_attack_that_collapses_at_batch_2() -> None:
 
 
 def test_why_8_says_when_the_non_iid_training_never_left_chance() -> None:
-    from medleak.report.findings.explain import explain
+    from medleak.findings.explain import explain
 
     runs = _noniid(0.30, 0.10)  # disagrees, but the non-IID no-defense training reached 0.8
     for r in runs:

@@ -10,9 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from medleak.experiments.sqlite_store import StoredRun
-from medleak.report.findings.attack_findings import attack_label
-from medleak.report.findings.outcome import AGREES, Outcome
-from medleak.report.findings.stats import falls, finished, get, leak, source_of, summarise
+from medleak.findings.attack_findings import attack_label
+from medleak.findings.outcome import AGREES, Outcome
+from medleak.findings.stats import (
+    falls,
+    finished,
+    get,
+    is_analytic,
+    leak,
+    source_of,
+    summarise,
+)
 
 
 def _of(runs: Sequence[StoredRun], source: str) -> list[StoredRun]:
@@ -79,7 +87,7 @@ def why_2(outcome: Outcome, runs: Sequence[StoredRun]) -> str:
                 f"{batches[0]} to {batches[1]}, and past it the rank correlation only orders "
                 "noise at the floor"
             )
-    analytic = [r for r in members if _is_analytic(r)]
+    analytic = [r for r in members if is_analytic(r)]
     if analytic:
         parts.append(
             "ROG's analytic stage splits the wide linear layer's gradient into per-image "
@@ -88,15 +96,6 @@ def why_2(outcome: Outcome, runs: Sequence[StoredRun]) -> str:
             "batches)"
         )
     return "; ".join(parts)
-
-
-def _is_analytic(run: StoredRun) -> bool:
-    return (
-        get(run.config, "attack.name") == "rog"
-        and get(run.config, "attack.analytic") is not False
-        and not get(run.config, "attack.preset")
-        and get(run.config, "model.name") == "lenet"
-    )
 
 
 def _leak(runs: Sequence[StoredRun]) -> str:
