@@ -103,6 +103,10 @@ def test_gallery_source_and_auxiliary_come_from_other_folders(tmp_path: Path) ->
     base = {"seed": 0, "model.channels": 1, "data.image_size": 32, "data.phantom_count": 6}
     own = plan_run(apply_overrides(RunConfig(), {**base, "metrics.gallery_size": 100}))
     assert gallery_for(own).available == 2  # 6 phantoms minus the batch of 4: not enough
+    # --auxiliary naming the victims' own data averages the others, never the victims
+    same = plan_run(apply_overrides(RunConfig(), {**base, "metrics.auxiliary": "phantom"}))
+    prior_same, _ = prior_for(same, gallery_for(same))
+    assert torch.allclose(prior_same, gallery_for(own).images.double().mean(0))
     config = apply_overrides(
         RunConfig(), {**base, "metrics.gallery_size": 25, "metrics.gallery_source": other}
     )

@@ -164,6 +164,7 @@ class MetricsConfig:
         "--gallery-source",
         "draw distractors from this folder/.npz (same modality) instead of the victims' data",
         default_text="the victims' data set",
+        metavar="DIR",
         neutral=None,
     )
     auxiliary: str | None = option(
@@ -171,6 +172,7 @@ class MetricsConfig:
         "--auxiliary",
         "images the attacker holds (folder/.npz): their mean is the prior-image floor",
         default_text="the mean of the distractors",
+        metavar="DIR",
         neutral=None,
     )
     # Only adds numbers beside the defended ones (excluded from the run id, records.EXCLUDED).
@@ -178,7 +180,7 @@ class MetricsConfig:
         None,
         "--baseline",
         "also attack the same batch's undefended update with the same attack and budget",
-        default_text="on when a defense is given (medleak attack); a sweep uses its [] setting",
+        default_text="on when a defense is given; a sweep attacks its [] setting instead",
     )
     lpips_weights: str | None = option(None, "--lpips-weights", "folder with LPIPS AlexNet weights")
     # keep real file names in outputs (they may carry patient numbers)

@@ -155,7 +155,7 @@ def _other_images(
     """A seeded choice of ``size`` images that are neither victims nor of a victim's patient,
     from the victims' data set or from ``source`` (another folder of the same modality)."""
     config = plan.config
-    if source is None:
+    if source is None or source == config.data.source:  # the victims' own data: leave them out
         dataset, victims = plan.dataset, set(plan.victim_indices)
     else:
         spec = dataclasses.replace(config.data.spec(), source=source)

@@ -171,6 +171,7 @@ METRICS: dict[str, Metric] = {
     "floor_ssim": Metric(
         "floor_ssim", "floor SSIM", True, _floor_ssim, columns=(),
         summary=(Cell("floor_ssim", "floor SSIM", 3),),
+        compare=(Cell("floor_ssim", "floor SSIM", 3),),
     ),
     "start_ssim": Metric(
         "start_ssim", "SSIM of the start image", True, _start_ssim, needs=("start",), columns=()
