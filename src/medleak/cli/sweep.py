@@ -274,27 +274,31 @@ def flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix.rstrip(".")] = value
 
 
-def _fill_neutral(row: dict[str, Any]) -> None:
+def _fill_neutral(row: dict[str, Any], neutral: list[tuple[tuple[str, ...], Any]]) -> None:
     """A run stored before an option existed ran at its neutral value: say so, so that
     ``--where``/``--group-by`` on the option put old and new runs of one setting together (an
     attack option only for the attacks that have it)."""
     from medleak.attacks import ATTACKS
-    from medleak.experiments.config import neutral_keys
 
     spec = ATTACKS.get(str(row.get("attack.name")))
     own = set(spec.option_names()) if spec is not None else set()
-    for path, value in neutral_keys():
+    for path, value in neutral:
         if path[0] == "attack" and path[-1] not in own:
             continue
         row.setdefault(".".join(path), value)
 
 
-def run_row(run: Any) -> dict[str, Any]:
-    """A stored run as one flat row: hash, kind, status, dotted config keys, then metrics."""
+def run_row(run: Any, neutral: list[tuple[tuple[str, ...], Any]] | None = None) -> dict[str, Any]:
+    """A stored run as one flat row: hash, kind, status, dotted config keys, then metrics.
+
+    ``neutral``: the config's neutral keys (``config.neutral_keys()``), read once by a caller
+    that makes many rows."""
     row: dict[str, Any] = {"hash": run.run_id, "kind": run.kind, "status": run.status}
     flatten("", run.config, row)
     if run.kind != "audit":
-        _fill_neutral(row)
+        from medleak.experiments.config import neutral_keys
+
+        _fill_neutral(row, neutral_keys() if neutral is None else neutral)
     from medleak.defenses.spec import describe_chain
 
     row["defenses"] = describe_chain(run.config.get("defenses", []))
@@ -373,7 +377,10 @@ def command_results(args: argparse.Namespace) -> int:
 
     with SweepStore(args.store, create=False) as store:  # read-only: never writes, never chmods
         runs = store.runs(kind=args.kind)
-    rows = [run_row(r) for r in runs]
+    from medleak.experiments.config import neutral_keys
+
+    neutral = neutral_keys()  # reflection over the config classes: once, not per row
+    rows = [run_row(r, neutral) for r in runs]
     _add_judged_columns(rows, runs)
     if args.desc and not args.sort:
         raise ConfigError("--desc needs --sort KEY")
@@ -461,6 +468,7 @@ def _summary_keys() -> tuple[str, ...]:
 def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     # one row per value AND kind: a metric both kinds carry means different things (an attack
     # run's epsilon is its one update's, a training's is accounted over every round)
+    means = ("accuracy", *_summary_keys(), "epsilon", "bits_ratio")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         if r["status"] == "finished":
@@ -468,7 +476,7 @@ def _grouped(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     out = []
     for (value, kind), members in groups.items():
         entry: dict[str, Any] = {key: value, "kind": kind, "runs": len(members)}
-        for metric in ("accuracy", *_summary_keys(), "epsilon", "bits_ratio"):
+        for metric in means:
             numbers = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
             entry[metric] = sum(numbers) / len(numbers) if numbers else None
         accuracies = [m["accuracy"] for m in members if isinstance(m.get("accuracy"), (int, float))]

@@ -118,11 +118,15 @@ def run_id(
 
 
 def legacy_ids(
-    config: RunConfig, kind: str, train: dict[str, Any] | None = None
+    config: RunConfig,
+    kind: str,
+    train: dict[str, Any] | None = None,
+    current: str | None = None,
 ) -> tuple[str, ...]:
     """The ids older schemes gave this run, newest first (those that differ from today's): a
-    store written by an earlier version is found and re-keyed, never recomputed."""
-    current = run_id(config, kind, train)
+    store written by an earlier version is found and re-keyed, never recomputed. ``current``:
+    today's id when the caller has it (each id hashes any weights file again)."""
+    current = current if current is not None else run_id(config, kind, train)
     older = (run_id(config, kind, train, scheme=2), legacy_sweep_id(config, kind, train))
     return tuple(i for i in dict.fromkeys(older) if i != current)
 

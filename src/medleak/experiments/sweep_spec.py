@@ -233,7 +233,7 @@ class _Trainings:
                 train,
                 label=_describe({"defenses": config_dict["defenses"]}),
                 legacy_id=legacy_sweep_id(config, "train", train),
-                legacy_ids=legacy_ids(config, "train", train),
+                legacy_ids=legacy_ids(config, "train", train, train_id),
             )
         if config.model.round is not None:
             if config.model.round > train["rounds"]:
@@ -291,7 +291,7 @@ def expand(
                 train_id,
                 _describe(assignment),
                 legacy_sweep_id(config, "attack", train_dict),
-                legacy_ids(config, "attack", train_dict),
+                legacy_ids(config, "attack", train_dict, job_id),
             )
         )
     sweep.jobs = trainings.finished() + sweep.jobs
